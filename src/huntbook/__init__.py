@@ -1,0 +1,90 @@
+"""huntbook: threat hunting in Python.
+
+Pull events from a SIEM or from raw log files into pandas, decode and extract what attackers
+hide, enrich, analyse, visualise and report::
+
+    import huntbook as hb
+
+    store = hb.LocalStore("~/hunts/case-42")
+    store.ingest("evidence/")
+    qp = hb.QueryProvider("local", store=store)
+    procs = qp.process.host_processes(host_name="WS01", start="-2d")
+
+``import huntbook`` is cheap: names below are imported on first use (PEP 562), and nothing
+heavy (pandas, DuckDB, YAML, HTTP) is imported until a feature needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # avoids importing typing at run time (import cost)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_LAZY = {
+    "LocalStore": "huntbook.store",
+    "QueryProvider": "huntbook.session",
+    "Report": "huntbook.report",
+    "HuntbookError": "huntbook.errors",
+    "ConfigError": "huntbook.errors",
+    "PluginError": "huntbook.errors",
+    "MissingExtraError": "huntbook.errors",
+    "IngestError": "huntbook.errors",
+    "StoreError": "huntbook.errors",
+    "QueryError": "huntbook.errors",
+    "QueryNotFoundError": "huntbook.errors",
+    "ParameterError": "huntbook.errors",
+    "QueryTimeoutError": "huntbook.errors",
+    "DriverError": "huntbook.errors",
+}
+# submodules reachable as attributes: hb.config, hb.schema, ...
+_SUBMODULES = {
+    "config",
+    "errors",
+    "plugins",
+    "schema",
+    "queries",
+    "formats",
+    "store",
+    "session",
+    "report",
+    "demo",
+}
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+if TYPE_CHECKING:
+    from huntbook import config, errors, plugins, queries, report, schema, session, store
+    from huntbook.errors import (
+        ConfigError,
+        DriverError,
+        HuntbookError,
+        IngestError,
+        MissingExtraError,
+        ParameterError,
+        PluginError,
+        QueryError,
+        QueryNotFoundError,
+        QueryTimeoutError,
+        StoreError,
+    )
+    from huntbook.report import Report
+    from huntbook.session import QueryProvider
+    from huntbook.store import LocalStore
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"huntbook.{name}")
+    else:
+        raise AttributeError(f"module 'huntbook' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,193 @@
+"""The ``huntbook`` command line: ingest, query, list queries, run the demo.
+
+Every command prints errors as one line naming what is wrong and the fix, and exits with
+status 2; results go to standard output (``--format csv|json`` for pipes).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from huntbook import config as hb_config
+from huntbook.errors import HuntbookError, ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from huntbook.session import QueryProvider
+    from huntbook.store import LocalStore
+
+app = typer.Typer(
+    name="huntbook",
+    help="Threat hunting from the command line: ingest logs into a LocalStore, run catalogue hunts, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", "-s", help="LocalStore folder (default: 'store' in huntbook.yaml)."),
+]
+
+
+def _store(path: Path | None) -> LocalStore:
+    from huntbook.store import LocalStore
+
+    if path is None:
+        path = hb_config.load().store
+    if path is None:
+        raise ParameterError("no store given", hint="pass --store DIR or set 'store:' in huntbook.yaml")
+    return LocalStore(path)
+
+
+def _provider(store: Path | None, environment: str) -> QueryProvider:
+    from huntbook.session import QueryProvider
+
+    if environment == "local":
+        return QueryProvider("local", store=_store(store))
+    return QueryProvider(environment)
+
+
+def _emit(frame: pd.DataFrame, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.csv:
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt is OutputFormat.json:
+        sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso") or "")
+        sys.stdout.write("\n" if len(frame) else "")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+            typer.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param {pair!r} is not NAME=VALUE", hint="e.g. --param host_name=WS01")
+        params[key.strip()] = value
+    return params
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (archives are opened).")],
+    store: StoreOption = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format.")] = OutputFormat.table,
+) -> None:
+    """Ingest EVTX, JSON, CSV, Zeek, Suricata, Parquet ... into a LocalStore."""
+    summary = _store(store).ingest(paths, progress=progress)
+    _emit(summary, fmt)
+    if fmt is OutputFormat.table:
+        typer.echo(
+            f"\n{len(summary)} sources: {int(summary['records'].sum())} records read, "
+            f"{int(summary['ingested'].sum())} ingested, {int(summary['duplicates'].sum())} duplicates, "
+            f"{int(summary['quarantined'].sum())} quarantined",
+            err=True,
+        )
+
+
+@app.command()
+def query(
+    name: Annotated[str | None, typer.Argument(help="Catalogue query, e.g. process.host_processes.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable.")] = None,
+    sql: Annotated[
+        str | None, typer.Option("--sql", help="Run this SQL instead of a catalogue query.")
+    ] = None,
+    kql: Annotated[
+        str | None, typer.Option("--kql", help="Run this KQL instead (needs the kql extra).")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Start time: ISO, or relative like -2d.")] = None,
+    end: Annotated[str | None, typer.Option(help="End time: ISO, now, or relative.")] = None,
+    store: StoreOption = None,
+    env: Annotated[str, typer.Option("--env", help="Environment (driver).")] = "local",
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    print_query: Annotated[
+        bool, typer.Option("--print-query", help="Print the rendered query; run nothing.")
+    ] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before the query is cancelled.")] = None,
+) -> None:
+    """Run a catalogue query (NAME --param k=v ...) or ad-hoc --sql / --kql."""
+    chosen = [x for x in (name, sql, kql) if x]
+    if len(chosen) != 1:
+        raise ParameterError("give exactly one of NAME, --sql or --kql", hint="see: huntbook queries")
+    qp = _provider(store, env)
+    if name:
+        params = _params(param or [])
+        params.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
+        if timeout is not None:
+            params["timeout"] = timeout
+        result = qp.run(name, print_query=print_query, **params)
+    else:
+        text, language = (sql, "sql") if sql else (kql, "kql")
+        if print_query:
+            typer.echo(text)
+            return
+        result = qp.exec_query(text or "", language=language, timeout=timeout)
+    if isinstance(result, str):
+        typer.echo(result)
+    else:
+        _emit(result, fmt)
+
+
+@app.command()
+def queries(
+    search: Annotated[str | None, typer.Argument(help="Only queries matching this text.")] = None,
+    env: Annotated[str, typer.Option("--env", help="Environment (driver).")] = "local",
+    store: StoreOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """List (or search) the catalogue queries of an environment."""
+    from huntbook.session import QueryProvider
+
+    qp = _provider(store, env) if store else QueryProvider(env)
+    table = qp.browse()
+    if search:
+        table = table[table["query"].isin(set(qp.search(search)))]
+    if fmt is OutputFormat.table:
+        table = table[["query", "required", "description"]]
+    _emit(table, fmt)
+
+
+@app.command()
+def tables(store: StoreOption = None) -> None:
+    """Show the tables of a LocalStore with their row counts."""
+    _emit(_store(store).describe(), OutputFormat.table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic incident.")] = 42,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars.")] = None,
+) -> None:
+    """Generate a synthetic incident, hunt it, and write an HTML report."""
+    from huntbook import demo as hb_demo
+
+    report = hb_demo.run(out, seed=seed, progress=progress, log=lambda msg: typer.echo(msg, err=True))
+    typer.echo(str(report))
+
+
+def main() -> None:
+    """Entry point of the ``huntbook`` command."""
+    try:
+        app()
+    except HuntbookError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
