@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "huntbook"
 
 # Top to bottom; a module may import only from its own layer or below (DESIGN.md section 2).
 LAYERS: list[set[str]] = [
-    {"cli", "notebook"},
+    {"cli", "notebook", "__main__"},
     {"investigations", "demo"},
     {"session", "api"},
     {"vis", "report", "upload"},

@@ -71,7 +71,7 @@ PROCESS = [
         TargetProcessName=r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
         ActingProcessName=r"C:\Windows\System32\cmd.exe",
         ActorUsername=r"CORP\alice",
-        ActorSessionId="0x3E7",
+        ActorSessionId="0x3e7",
         TargetUsername=r"CORP\alice",
         TargetUserSessionId="0x1a2b",
         TargetProcessMD5="0123456789ABCDEF0123456789ABCDEF",
@@ -84,7 +84,7 @@ PROCESS = [
         TargetProcessName=r"C:\Windows\System32\cmd.exe",
         ActingProcessName=r"C:\Windows\explorer.exe",
         ActorUsername="alice@corp.local",
-        TargetUserSessionId="0x1A2B",
+        TargetUserSessionId="0x1a2b",
     ),
     proc(
         "p03",

@@ -47,11 +47,7 @@ def qp(real_store: hb.LocalStore) -> hb.QueryProvider:
 
 def test_password_spray_of_deepbluecli(qp: hb.QueryProvider, shared_data: Path) -> None:
     # index.csv: Security:4648x294 on DESKTOP-JR78RLP from 172.16.144.128; PROVENANCE: a password spray.
-    row = next(
-        r
-        for r in csv.DictReader(open(shared_data / "deepbluecli-evtx" / "index.csv"))
-        if "spray" in r["file"]
-    )
+    row = next(r for r in _csv(shared_data / "deepbluecli-evtx" / "index.csv") if "spray" in r["file"])
     attempts = int(row["event_ids"].split("4648x")[1].split(";")[0])
     spray = qp.authentication.password_spray(min_accounts=3, **WIDE)
     hit = spray[spray.Source == row["ips"]]

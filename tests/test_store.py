@@ -453,3 +453,52 @@ def test_legacy_winlogbeat_is_normalized(tmp_path: Path) -> None:
         "cmd /c ver",
         "SHIRE\\pgustavo",
     )
+
+
+def test_queries_see_data_ingested_after_the_provider_opened(tmp_path: Path) -> None:
+    store = hb.LocalStore(tmp_path / "s")
+    qp = hb.QueryProvider("local", store=store)
+    assert qp.exec_query("SELECT count(*) AS n FROM process_events").n[0] == 0
+    store.ingest(_jsonl(tmp_path / "a.jsonl", [_evtx_json(4688, PROC, rid=1)]), progress=False)
+    assert qp.exec_query("SELECT count(*) AS n FROM process_events").n[0] == 1
+
+
+@pytest.mark.slow
+def test_corrupt_evtx_copies_are_reported_per_record(shared_data: Path, tmp_path: Path) -> None:
+    """Truncated and bit-flipped copies of a real EVTX: readable records ingested, damage quarantined."""
+    import random
+
+    evtx = pytest.importorskip("evtx")
+    original = (shared_data / "deepbluecli-evtx" / "evtx" / "sliver-security.evtx").read_bytes()
+    (tmp_path / "in").mkdir()
+    truncated = tmp_path / "in" / "truncated.evtx"
+    truncated.write_bytes(original[: 4096 + 65536 + 30000])  # one whole chunk and part of the next
+    flipped = bytearray(original)
+    rng = random.Random(7)
+    for _ in range(40):
+        pos = rng.randrange(4096 + 512, len(flipped))
+        flipped[pos] ^= 1 << rng.randrange(8)
+    (tmp_path / "in" / "flipped.evtx").write_bytes(bytes(flipped))
+
+    def readable(path: Path) -> int:
+        count, it = 0, evtx.PyEvtxParser(str(path)).records_json()
+        while True:
+            try:
+                next(it)
+                count += 1
+            except StopIteration:
+                return count
+            except Exception:  # the parser reports a bad record and goes on
+                continue
+
+    store = hb.LocalStore(tmp_path / "s")
+    summary = store.ingest(tmp_path / "in", progress=False).set_index("file")
+    for name in ("truncated.evtx", "flipped.evtx"):
+        row = summary.loc[str(tmp_path / "in" / name)]
+        assert row.status == "ok"
+        assert row.ingested + row.duplicates >= readable(tmp_path / "in" / name) > 0
+        assert row.quarantined >= 1
+    with store.connect() as con:
+        q = con.sql("SELECT SourceFile, SourceOffset, Reason FROM quarantine").df()
+    assert set(q.SourceFile) == {str(tmp_path / "in" / n) for n in ("truncated.evtx", "flipped.evtx")}
+    assert q.Reason.str.len().min() > 5

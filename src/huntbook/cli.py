@@ -65,8 +65,8 @@ def _emit(frame: pd.DataFrame, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.csv:
         frame.to_csv(sys.stdout, index=False)
     elif fmt is OutputFormat.json:
-        sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso") or "")
-        sys.stdout.write("\n" if len(frame) else "")
+        text = (frame.to_json(orient="records", lines=True, date_format="iso") or "").rstrip("\n")
+        sys.stdout.write(text + "\n" if text else "")
     else:
         import pandas as pd
 
@@ -94,13 +94,12 @@ def ingest(
     """Ingest EVTX, JSON, CSV, Zeek, Suricata, Parquet ... into a LocalStore."""
     summary = _store(store).ingest(paths, progress=progress)
     _emit(summary, fmt)
-    if fmt is OutputFormat.table:
-        typer.echo(
-            f"\n{len(summary)} sources: {int(summary['records'].sum())} records read, "
-            f"{int(summary['ingested'].sum())} ingested, {int(summary['duplicates'].sum())} duplicates, "
-            f"{int(summary['quarantined'].sum())} quarantined",
-            err=True,
-        )
+    typer.echo(  # totals on stderr, so stdout stays machine-readable with --format csv/json
+        f"{len(summary)} sources: {int(summary['records'].sum())} records read, "
+        f"{int(summary['ingested'].sum())} ingested, {int(summary['duplicates'].sum())} duplicates, "
+        f"{int(summary['quarantined'].sum())} quarantined",
+        err=True,
+    )
 
 
 @app.command()

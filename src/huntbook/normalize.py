@@ -379,9 +379,9 @@ def _windows_tables() -> dict[str, list[str]]:
         "ActingProcessId": "hb_nz(d_ProcessId)",
         "ActorUsername": subject,
         "ActorUserId": "hb_nz(d_SubjectUserSid)",
-        "ActorSessionId": "hb_nz(d_SubjectLogonId)",
+        "ActorSessionId": "lower(hb_nz(d_SubjectLogonId))",
         "TargetUsername": f"COALESCE({target}, {subject})",
-        "TargetUserSessionId": f"COALESCE({target_logon}, hb_nz(d_SubjectLogonId))",
+        "TargetUserSessionId": f"lower(COALESCE({target_logon}, hb_nz(d_SubjectLogonId)))",
     }
     create_4688 = _select(
         "process_events",
@@ -397,9 +397,9 @@ def _windows_tables() -> dict[str, list[str]]:
             "TargetProcessId": "hb_nz(d_ProcessId)",
             "ActorUsername": subject,
             "ActorUserId": "hb_nz(d_SubjectUserSid)",
-            "ActorSessionId": "hb_nz(d_SubjectLogonId)",
+            "ActorSessionId": "lower(hb_nz(d_SubjectLogonId))",
             "TargetUsername": subject,
-            "TargetUserSessionId": "hb_nz(d_SubjectLogonId)",
+            "TargetUserSessionId": "lower(hb_nz(d_SubjectLogonId))",
         },
         f"EventID = 4689 AND {_SECURITY}",
     )
@@ -442,7 +442,7 @@ def _windows_tables() -> dict[str, list[str]]:
         "EventProduct": "'Security'",
         "TargetUsername": target,
         "TargetUserId": "hb_nz(d_TargetUserSid)",
-        "TargetSessionId": "hb_nz(d_TargetLogonId)",
+        "TargetSessionId": "lower(hb_nz(d_TargetLogonId))",
         "ActorUsername": subject,
         "TargetHostname": "Computer",
     }
@@ -478,7 +478,7 @@ def _windows_tables() -> dict[str, list[str]]:
                 "EventType": "'Logon'",
                 "EventResult": "'NA'",  # 4648 logs the attempt with explicit credentials, not its outcome
                 "TargetHostname": "COALESCE(hb_nz(d_TargetServerName), Computer)",
-                "TargetSessionId": "hb_nz(d_SubjectLogonId)",
+                "TargetSessionId": "lower(hb_nz(d_SubjectLogonId))",
             },
             f"EventID = 4648 AND {_SECURITY}",
         ),
@@ -501,7 +501,7 @@ def _windows_tables() -> dict[str, list[str]]:
                 "EventResult": "'Success'",
                 "TargetUsername": subject,
                 "TargetUserId": "hb_nz(d_SubjectUserSid)",
-                "TargetSessionId": "hb_nz(d_SubjectLogonId)",
+                "TargetSessionId": "lower(hb_nz(d_SubjectLogonId))",
                 "TargetHostname": "Computer",
             },
             f"EventID = 4672 AND {_SECURITY}",

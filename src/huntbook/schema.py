@@ -59,9 +59,9 @@ _PROCESS = {
     "ActingProcessCommandLine": "VARCHAR",
     "ActorUsername": "VARCHAR",  # DOMAIN\\user that started the process
     "ActorUserId": "VARCHAR",  # SID
-    "ActorSessionId": "VARCHAR",  # logon id of the actor
+    "ActorSessionId": "VARCHAR",  # logon id of the actor (logon ids are stored lower-case: 0x3e7)
     "TargetUsername": "VARCHAR",
-    "TargetUserSessionId": "VARCHAR",  # logon id the new process runs in
+    "TargetUserSessionId": "VARCHAR",  # logon id the new process runs in (lower-case)
 }
 
 _AUTH = {
@@ -74,7 +74,7 @@ _AUTH = {
     "LogonMethod": "VARCHAR",  # authentication package / process
     "TargetUsername": "VARCHAR",  # DOMAIN\\user that logged on
     "TargetUserId": "VARCHAR",
-    "TargetSessionId": "VARCHAR",  # the new logon id
+    "TargetSessionId": "VARCHAR",  # the new logon id (lower-case)
     "ActorUsername": "VARCHAR",
     "SrcIpAddr": "VARCHAR",
     "SrcPortNumber": "INTEGER",

@@ -114,6 +114,15 @@ class LocalStore:
         tmp.write_text(json.dumps(catalog, indent=1), encoding="utf-8")
         os.replace(tmp, self._catalog_path)
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever an ingest commits: connections opened before it should be reopened."""
+        try:
+            st = self._catalog_path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
+
     def parts(self, table: str) -> list[Path]:
         """The Parquet files that hold ``table``."""
         if table not in TABLES:
@@ -154,7 +163,7 @@ class LocalStore:
         if self.threads:
             settings["threads"] = self.threads
         con = duckdb.connect(config=settings)
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return con
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -397,10 +406,12 @@ class LocalStore:
         target = self.path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".parquet.tmp")
-        if table in CLUSTERED:  # host then time: row groups that a host hunt can skip
+        codec = "zstd"  # events and quarantine: raw text, compact
+        if table in CLUSTERED:  # hunted tables: host then time (host hunts skip row groups), fast lz4
             sql = f"SELECT * FROM ({sql}) ORDER BY DvcHostname, TimeGenerated"
+            codec = "lz4"
         written = con.execute(
-            f"COPY ({sql}) TO {_sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
+            f"COPY ({sql}) TO {_sql_str(str(tmp))} (FORMAT parquet, COMPRESSION {codec})"
         ).fetchone()
         if written and written[0]:
             os.replace(tmp, target)

@@ -42,6 +42,7 @@ class LocalDriver(Driver):
         self.store = store
         self._con: duckdb.DuckDBPyConnection | None = None
         self._closer: weakref.finalize[..., Any] | None = None
+        self._version: Any = None  # the store's version when connected
 
     def connect(self, **settings: Any) -> None:
         """Open a connection from the store; ``store=`` here replaces the one given at construction."""
@@ -58,6 +59,7 @@ class LocalDriver(Driver):
             )
         self.close()
         self.store = store
+        self._version = getattr(store, "version", None)
         try:
             con = store.connect()
             con.execute("SET TimeZone = 'UTC'")
@@ -69,8 +71,8 @@ class LocalDriver(Driver):
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The open DuckDB connection (connecting on first use)."""
-        if self._con is None:
+        """The open DuckDB connection (connecting on first use, and again after the store changed)."""
+        if self._con is None or getattr(self.store, "version", None) != self._version:
             self.connect()
         assert self._con is not None
         return self._con

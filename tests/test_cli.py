@@ -1,0 +1,162 @@
+"""The ``huntbook`` command line, run as a real subprocess (exit codes, stdout, stderr)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def huntbook(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # No user or project config may leak in: an empty config home, no HUNTBOOK_CONFIG.
+    env = {k: v for k, v in os.environ.items() if k != "HUNTBOOK_CONFIG"}
+    env["XDG_CONFIG_HOME"] = str(Path(cwd or ".").resolve() / ".no-config")
+    return subprocess.run(
+        [sys.executable, "-m", "huntbook", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def _event(rid: int, command: str, logon: str = "0x5A1F3") -> str:
+    return json.dumps(
+        {
+            "Event": {
+                "System": {
+                    "EventID": 4688,
+                    "Channel": "Security",
+                    "Computer": "WS01.corp.local",
+                    "TimeCreated": {"#attributes": {"SystemTime": f"2026-10-05T10:00:{rid:02d}Z"}},
+                },
+                "EventData": {
+                    "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
+                    "CommandLine": command,
+                    "SubjectUserName": "jsmith",
+                    "SubjectDomainName": "CORP",
+                    "SubjectLogonId": logon,
+                },
+            }
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    (root / "in").mkdir()
+    commands = ["whoami /all", "x' OR 1=1 --", "powershell -enc SQBFAFgA", "net user /domain"]
+    (root / "in" / "sec.jsonl").write_text(
+        "\n".join(_event(i, c) for i, c in enumerate(commands)) + "\n{broken\n"
+    )
+    out = huntbook("ingest", str(root / "in"), "--store", str(root / "store"), "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    summary = pd.read_csv(io.StringIO(out.stdout))
+    assert (summary.records[0], summary.ingested[0], summary.quarantined[0]) == (5, 4, 1)
+    assert "4 ingested" in out.stderr and "1 quarantined" in out.stderr
+    return root / "store"
+
+
+RANGE = ("--start", "2026-10-01", "--end", "2026-10-10")
+
+
+def test_catalogue_query_with_params_and_formats(store: Path) -> None:
+    out = huntbook(
+        "query",
+        "process.logon_session_processes",
+        "-p",
+        "logon_session_id=0x5a1f3",
+        "--store",
+        str(store),
+        *RANGE,
+        "--format",
+        "json",
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 4 and {r["TargetUserSessionId"] for r in rows} == {"0x5a1f3"}
+    table = huntbook("query", "process.encoded_commands", "--store", str(store), *RANGE)
+    assert (
+        table.returncode == 0 and "powershell -enc SQBFAFgA" in table.stdout and "whoami" not in table.stdout
+    )
+
+
+def test_values_are_matched_literally(store: Path) -> None:
+    out = huntbook(
+        "query",
+        "process.command_line_search",
+        "-p",
+        "pattern=x' OR 1=1 --",
+        "--store",
+        str(store),
+        *RANGE,
+        "-f",
+        "csv",
+    )
+    assert out.returncode == 0, out.stderr
+    found = pd.read_csv(io.StringIO(out.stdout))
+    assert list(found.TargetProcessCommandLine) == ["x' OR 1=1 --"]
+
+
+def test_print_query_runs_nothing(store: Path) -> None:
+    out = huntbook(
+        "query",
+        "process.host_processes",
+        "-p",
+        "host_name=WS01",
+        "--store",
+        str(store),
+        *RANGE,
+        "--print-query",
+    )
+    assert out.returncode == 0
+    assert out.stdout.lstrip().upper().startswith(("SELECT", "WITH")) and "'WS01'" in out.stdout
+
+
+def test_sql_and_kql(store: Path) -> None:
+    sql = huntbook(
+        "query", "--sql", "SELECT count(*) AS n FROM process_events", "--store", str(store), "-f", "csv"
+    )
+    assert sql.returncode == 0 and sql.stdout.split() == ["n", "4"]
+    kql = huntbook(
+        "query", "--kql", "process_events | summarize n = count()", "--store", str(store), "-f", "csv"
+    )
+    assert kql.returncode == 0, kql.stderr
+    assert kql.stdout.split() == ["n", "4"]
+
+
+def test_queries_list_and_search() -> None:
+    everything = huntbook("queries", "-f", "csv")
+    assert everything.returncode == 0
+    names = set(pd.read_csv(io.StringIO(everything.stdout))["query"])
+    assert {"process.host_processes", "authentication.password_spray", "dns.domain_queries"} <= names
+    spray = huntbook("queries", "spray", "-f", "csv")
+    assert set(pd.read_csv(io.StringIO(spray.stdout))["query"]) == {"authentication.password_spray"}
+
+
+def test_errors_exit_2_with_the_fix(store: Path, tmp_path: Path) -> None:
+    unknown = huntbook("query", "process.nope", "--store", str(store))
+    assert (
+        unknown.returncode == 2 and unknown.stderr.startswith("error:") and "no local query" in unknown.stderr
+    )
+    bad_param = huntbook("query", "process.host_processes", "-p", "hots=WS01", "--store", str(store))
+    assert bad_param.returncode == 2 and "host_name" in bad_param.stderr
+    no_store = huntbook("query", "--sql", "SELECT 1", cwd=tmp_path)
+    assert no_store.returncode == 2 and "--store" in no_store.stderr
+    missing = huntbook("ingest", str(tmp_path / "nope"), "--store", str(tmp_path / "s"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert "Traceback" not in unknown.stderr + bad_param.stderr + no_store.stderr + missing.stderr
+
+
+def test_tables(store: Path) -> None:
+    out = huntbook("tables", "--store", str(store))
+    assert out.returncode == 0
+    assert any(line.split()[:2] == ["process_events", "4"] for line in out.stdout.splitlines())
