@@ -313,17 +313,8 @@ def test_import_is_light() -> None:
 # The runner
 
 
-def _runner_ready() -> None:
-    try:
-        import huntbook.session
-        import huntbook.store  # noqa: F401
-    except ImportError as exc:  # only while the project is being assembled
-        pytest.skip(f"the demo runner needs huntbook.store and huntbook.session: {exc}")
-
-
 @pytest.mark.slow
 def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
-    _runner_ready()
     steps: list[str] = []
     report = demo.run(tmp_path / "out", seed=7, progress=False, log=steps.append)
     out = tmp_path / "out"
@@ -355,7 +346,6 @@ def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_refuses_a_store_it_did_not_make(tmp_path: Path) -> None:
-    _runner_ready()
     (tmp_path / "out" / "store").mkdir(parents=True)
     (tmp_path / "out" / "store" / "keep.txt").write_text("not ours", encoding="utf-8")
     with pytest.raises(StoreError, match="not a demo's store"):

@@ -502,3 +502,14 @@ def test_corrupt_evtx_copies_are_reported_per_record(shared_data: Path, tmp_path
         q = con.sql("SELECT SourceFile, SourceOffset, Reason FROM quarantine").df()
     assert set(q.SourceFile) == {str(tmp_path / "in" / n) for n in ("truncated.evtx", "flipped.evtx")}
     assert q.Reason.str.len().min() > 5
+
+
+def test_the_same_file_twice_in_one_call_counts_once(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    records = [_evtx_json(4688, {**PROC, "CommandLine": f"c{i}"}, rid=i) for i in range(3)]
+    _jsonl(tmp_path / "a" / "x.jsonl", records)
+    _jsonl(tmp_path / "b" / "x.jsonl", records)
+    summary = hb.LocalStore(tmp_path / "s").ingest([tmp_path / "a", tmp_path / "b"], progress=False)
+    assert list(summary.status) == ["ok", "already ingested"]
+    assert list(summary.ingested) == [3, 0] and list(summary.duplicates) == [0, 3]

@@ -212,13 +212,18 @@ class LocalStore:
                     rows.append(row)
                     if staged is not None:
                         pending.append(staged)
-                        known[staged.digest] = {"format": staged.fmt, "records": 0, "quarantined": 0}
+                        records = staged.good + len(staged.bad)
+                        known[staged.digest] = {
+                            "format": staged.fmt,
+                            "records": records,
+                            "quarantined": len(staged.bad),
+                        }
                     if sum(p.good for p in pending) >= COMMIT_RECORDS:
-                        self._commit(con, pending, rows)
+                        self._commit(con, pending)
                         pending = []
                     bar.update(source.size)
                 if pending:
-                    self._commit(con, pending, rows)
+                    self._commit(con, pending)
         return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     @contextlib.contextmanager
@@ -321,9 +326,7 @@ class LocalStore:
         staged.batches += 1
         staged.good += len(item)
 
-    def _commit(
-        self, con: duckdb.DuckDBPyConnection, pending: list[_Staged], rows: list[dict[str, Any]]
-    ) -> None:
+    def _commit(self, con: duckdb.DuckDBPyConnection, pending: list[_Staged]) -> None:
         """Key, de-duplicate, normalize and write staged sources; then record them in the catalog."""
         started = time.perf_counter()
         catalog = self._read_catalog()
