@@ -315,12 +315,21 @@ def extract_sql(layout: Layout, source: str, columns: list[str] | None = None) -
     """
     names = list(layout.paths)
     if columns is None:
-        paths = ", ".join(_sql_str(layout.paths[n]) for n in names)
-        unpack = ", ".join(f'v[{i + 1}] AS "{n}"' for i, n in enumerate(names))
+        # One parse for the record's own fields; a second one, for the event-data fields, only for
+        # the event ids the table mappings read (most Windows records are of other ids).
+        head = [n for n in names if not n.startswith("d_")]
+        data = [n for n in names if n.startswith("d_")]
         inner = (
-            f"SELECT SourceFile, SourceOffset, raw, {unpack} FROM (SELECT SourceFile, SourceOffset, raw, "
-            f"json_extract_string(raw, [{paths}]) AS v FROM {source})"
+            f"SELECT SourceFile, SourceOffset, raw, {_unpack('v', head)} FROM (SELECT SourceFile, "
+            f"SourceOffset, raw, json_extract_string(raw, [{_paths(layout, head)}]) AS v FROM {source})"
         )
+        if data:
+            wanted = ", ".join(str(i) for i in sorted(MAPPED_EVENT_IDS))
+            inner = (
+                f"SELECT * EXCLUDE (w), {_unpack('w', data)} FROM (SELECT *, CASE WHEN {layout.event_id} "
+                f"IN ({wanted}) THEN json_extract_string(raw, [{_paths(layout, data)}]) END AS w "
+                f"FROM ({inner}))"
+            )
     else:
         present = set(columns)
         fields = []
@@ -339,6 +348,14 @@ def extract_sql(layout: Layout, source: str, columns: list[str] | None = None) -
         f"{layout.channel} AS Channel, {layout.provider} AS Provider, {layout.computer} AS Computer "
         f"FROM ({inner})"
     )
+
+
+def _paths(layout: Layout, names: list[str]) -> str:
+    return ", ".join(_sql_str(layout.paths[n]) for n in names)
+
+
+def _unpack(column: str, names: list[str]) -> str:
+    return ", ".join(f'{column}[{i + 1}] AS "{n}"' for i, n in enumerate(names))
 
 
 def _select(table: str, exprs: dict[str, str], where: str) -> str:
@@ -679,6 +696,17 @@ _TABLE_SQL: Final = {
     "zeek": _zeek_tables(),
     "suricata": _suricata_tables(),
 }
+
+
+#: Windows event ids whose event data the mappings read (derived from their WHERE clauses).
+MAPPED_EVENT_IDS: Final = frozenset(
+    int(n)
+    for sqls in _TABLE_SQL["windows"].values()
+    for sql in sqls
+    for group in re.findall(r"WHERE EventID (?:= (\d+)|IN \(([\d, ]+)\))", sql)
+    for n in ",".join(group).split(",")
+    if n.strip()
+)
 
 
 def table_sql(table: str, layout: Layout) -> str | None:
