@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "huntbook"
 LAYERS: list[set[str]] = [
     {"cli", "notebook", "__main__"},
     {"investigations", "demo"},
-    {"session", "api"},
+    {"session", "api", "accessor"},
     {"vis", "report", "upload"},
     {
         "drivers",

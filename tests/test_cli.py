@@ -160,3 +160,66 @@ def test_tables(store: Path) -> None:
     out = huntbook("tables", "--store", str(store))
     assert out.returncode == 0
     assert any(line.split()[:2] == ["process_events", "4"] for line in out.stdout.splitlines())
+
+
+def test_iocs_from_files_and_from_a_store_query(store: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("beacon to hxxp://evil[.]example[.]com/a.ps1\nnothing here\nsrc 203.0.113.66\n")
+    out = huntbook("iocs", str(text), "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    found = pd.read_csv(io.StringIO(out.stdout))
+    pairs = set(zip(found["row"], found["ioc_type"], found["value"], strict=True))
+    assert (f"{text}:1", "url", "http://evil.example.com/a.ps1") in pairs
+    assert (f"{text}:3", "ipv4", "203.0.113.66") in pairs
+    assert not any(r.endswith(":2") for r in found["row"])
+    out = huntbook("iocs", str(text), "--type", "ipv4", "--format", "json")
+    assert [json.loads(line)["value"] for line in out.stdout.splitlines()] == ["203.0.113.66"]
+    # over a store query: the command lines ingested by the fixture hold no IoCs but a path
+    out = huntbook(
+        "iocs", "--store", str(store), "--sql", "SELECT TargetProcessName FROM process_events", "-f", "csv"
+    )
+    assert out.returncode == 0, out.stderr
+    found = pd.read_csv(io.StringIO(out.stdout))
+    assert set(found["value"]) == {"C:\\Windows\\System32\\cmd.exe"}
+    assert set(found["ioc_type"]) == {"windows_path"} and len(found) == 4
+
+
+def test_decode_from_a_store_query_and_errors(store: Path, tmp_path: Path) -> None:
+    sql = "SELECT TargetProcessCommandLine FROM process_events"
+    out = huntbook(
+        "decode", "--store", str(store), "--sql", sql, "--column", "TargetProcessCommandLine", "-f", "json"
+    )
+    assert out.returncode == 0, out.stderr
+    layers = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(x["encoding"], x["text"]) for x in layers if x["text"]] == [("base64-utf16le", "IEX")]
+    out = huntbook("decode", "--store", str(store), "--sql", sql)
+    assert out.returncode == 2 and "--column" in out.stderr
+    out = huntbook("decode", str(tmp_path / "missing.txt"))
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+RULE = """title: Whoami discovery
+id: 8f0d1e34-1c7b-4b9e-9c1a-2b7e1c3d4e5f
+status: test
+level: medium
+tags: [attack.discovery, attack.t1033]
+logsource: {category: process_creation, product: windows}
+detection:
+  selection: {CommandLine|contains: whoami}
+  condition: selection
+"""
+
+
+def test_sigma_run_and_convert(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "rule.yml").write_text(RULE, encoding="utf-8")
+    hits = tmp_path / "hits.csv"
+    out = huntbook("sigma", "run", str(tmp_path / "rule.yml"), "--store", str(store), "--output", str(hits))
+    assert out.returncode == 0, out.stderr
+    assert "1 hits" in out.stdout and "Whoami discovery" in out.stdout
+    frame = pd.read_csv(hits)
+    assert frame["title"].tolist() == ["Whoami discovery"] and "whoami /all" in frame["event"][0]
+    out = huntbook("sigma", "convert", str(tmp_path / "rule.yml"), "--target", "splunk")
+    assert out.returncode == 0, out.stderr
+    assert 'CommandLine="*whoami*"' in out.stdout
+    out = huntbook("sigma", "run", str(tmp_path / "nothing.yml"), "--store", str(store))
+    assert out.returncode == 2 and "error:" in out.stderr

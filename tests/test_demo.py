@@ -322,6 +322,14 @@ def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
     truth = json.loads((out / "data" / "truth.json").read_text(encoding="utf-8"))
     found = json.loads((out / "findings.json").read_text(encoding="utf-8"))
     assert {k: found.get(k) for k in STORY_KEYS} == {k: truth[k] for k in STORY_KEYS}
+    # the analyses: STL spike over the exfiltration hour, the implant's beacon, the rare session, the IoCs
+    assert when(found["spike_start"]) <= when(truth["anomaly_hour"]) < when(found["spike_end"])
+    assert found["top_beacon"] == f"{truth['victim_ip']} -> {truth['attacker_ip']}"
+    assert found["attacker_session_rank"] <= 3
+    assert {truth["attacker_ip"], truth["download_url"]} <= set(found["decoded_iocs"])
+    assert {"Password spray - one source, many accounts", "RDP logon from a public address"} <= set(
+        found["sigma_rules_hit"]
+    )
     page = report.read_text(encoding="utf-8")
     for needle in (
         truth["attacker_ip"],

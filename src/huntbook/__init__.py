@@ -38,6 +38,7 @@ _LAZY = {
     "ParameterError": "huntbook.errors",
     "QueryTimeoutError": "huntbook.errors",
     "DriverError": "huntbook.errors",
+    "DataError": "huntbook.errors",
 }
 # submodules reachable as attributes: hb.config, hb.schema, ...
 _SUBMODULES = {
@@ -51,14 +52,48 @@ _SUBMODULES = {
     "session",
     "report",
     "demo",
+    "iocs",
+    "decode",
+    "proctree",
+    "timeseries",
+    "logons",
+    "cluster",
+    "outliers",
+    "sessions",
+    "sigma",
+    "accessor",
 }
+# names that do not need pandas: loading them does not register the ``df.hb`` accessor
+_LIGHT = {"config", "errors", "plugins", *(n for n, m in _LAZY.items() if m == "huntbook.errors")}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
 if TYPE_CHECKING:
-    from huntbook import config, errors, plugins, queries, report, schema, session, store
+    from huntbook import (
+        accessor,
+        cluster,
+        config,
+        decode,
+        demo,
+        errors,
+        formats,
+        iocs,
+        logons,
+        outliers,
+        plugins,
+        proctree,
+        queries,
+        report,
+        schema,
+        session,
+        sessions,
+        sigma,
+        store,
+        timeseries,
+    )
     from huntbook.errors import (
         ConfigError,
+        DataError,
         DriverError,
         HuntbookError,
         IngestError,
@@ -83,6 +118,8 @@ def __getattr__(name: str) -> object:
     else:
         raise AttributeError(f"module 'huntbook' has no attribute {name!r}")
     globals()[name] = value
+    if name not in _LIGHT:
+        importlib.import_module("huntbook.accessor")  # df.hb, wherever DataFrames come from
     return value
 
 

@@ -1,4 +1,4 @@
-"""The ``huntbook`` command line: ingest, query, list queries, run the demo.
+"""The ``huntbook`` command line: ingest, query, list queries, extract IoCs, decode, run the demo.
 
 Every command prints errors as one line naming what is wrong and the fix, and exits with
 status 2; results go to standard output (``--format csv|json`` for pipes).
@@ -168,6 +168,151 @@ def queries(
 def tables(store: StoreOption = None) -> None:
     """Show the tables of a LocalStore with their row counts."""
     _emit(_store(store).describe(), OutputFormat.table)
+
+
+SqlOption = Annotated[str | None, typer.Option("--sql", help="Take the rows from this SQL on --store.")]
+KqlOption = Annotated[str | None, typer.Option("--kql", help="Take the rows from this KQL on --store.")]
+QueryOption = Annotated[
+    str | None, typer.Option("--query", "-q", help="Take the rows from this catalogue query (--param k=v).")
+]
+ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable.")]
+FilesArgument = Annotated[
+    list[Path] | None, typer.Argument(help="Text files: every line is a row ('-' reads standard input).")
+]
+
+
+def _rows(
+    files: list[Path] | None,
+    store: Path | None,
+    sql: str | None,
+    kql: str | None,
+    name: str | None,
+    param: list[str],
+) -> pd.DataFrame:
+    """The rows to analyse: lines of text files (index ``file:line``), or a query's result on a store."""
+    import pandas as pd
+
+    chosen = [x for x in (files, sql, kql, name) if x]
+    if len(chosen) != 1:
+        raise ParameterError("give files, or exactly one of --sql, --kql or --query", hint="see --help")
+    if files:
+        labels: list[str] = []
+        lines: list[str] = []
+        for path in files:
+            if str(path) == "-":
+                text = sys.stdin.read()
+            else:
+                if not path.is_file():
+                    raise ParameterError("no such file", where=str(path), hint="check the path")
+                text = path.read_text(encoding="utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), 1):
+                labels.append(f"{path}:{number}")
+                lines.append(line)
+        return pd.DataFrame({"text": lines}, index=pd.Index(labels, name="line"))
+    qp = _provider(store, "local")
+    if name:
+        frame: pd.DataFrame = qp.run(name, **_params(param))
+        return frame
+    text, language = (sql, "sql") if sql else (kql, "kql")
+    return qp.exec_query(text or "", language=language)
+
+
+@app.command()
+def iocs(
+    files: FilesArgument = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--column", "-c", help="Columns to scan (default: all text).")
+    ] = None,
+    ioc_type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="IoC types, e.g. ipv4, url (default: all).")
+    ] = None,
+    store: StoreOption = None,
+    sql: SqlOption = None,
+    kql: KqlOption = None,
+    query_name: QueryOption = None,
+    param: ParamOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Extract IoCs (IPs, domains, URLs, hashes, paths, ...) from files or a store query."""
+    from huntbook import iocs as hb_iocs
+
+    rows = _rows(files, store, sql, kql, query_name, param or [])
+    _emit(hb_iocs.extract(rows, columns=column or None, ioc_types=ioc_type or None), fmt)
+
+
+@app.command()
+def decode(
+    files: FilesArgument = None,
+    column: Annotated[
+        str | None, typer.Option("--column", "-c", help="Column to decode (files: the line).")
+    ] = None,
+    store: StoreOption = None,
+    sql: SqlOption = None,
+    kql: KqlOption = None,
+    query_name: QueryOption = None,
+    param: ParamOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Decode base64, hex, URL encoding, gzip, zip ... layer by layer, from files or a store query."""
+    from huntbook import decode as hb_decode
+
+    rows = _rows(files, store, sql, kql, query_name, param or [])
+    if column is None:
+        if files:
+            column = "text"
+        else:
+            raise ParameterError("which column holds the encoded text?", hint="pass --column NAME")
+    _emit(hb_decode.unpack(rows, column=column), fmt)
+
+
+sigma_app = typer.Typer(help="Sigma rules: hunt them over a LocalStore, or convert them for a SIEM.")
+app.add_typer(sigma_app, name="sigma")
+RulesArgument = Annotated[list[Path], typer.Argument(help="Rule files, folders or zips (SigmaHQ layout).")]
+
+
+@sigma_app.command("run")
+def sigma_run(
+    rules: RulesArgument,
+    store: StoreOption = None,
+    min_level: Annotated[
+        str | None, typer.Option("--min-level", help="informational, low, medium, high, critical.")
+    ] = None,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Rule status, repeatable.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Rule tag, e.g. attack.t1059.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write every hit to .csv, .jsonl or .parquet.")
+    ] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")] = None,
+) -> None:
+    """Run Sigma rules over a LocalStore; print hits per rule (and write them with --output)."""
+    from huntbook import sigma
+
+    sigma.run_command(
+        _store(store).path,
+        rules,
+        min_level=min_level,
+        status=status,
+        tags=tag,
+        output=output,
+        progress=progress,
+    )
+
+
+@sigma_app.command("convert")
+def sigma_convert(
+    rules: RulesArgument,
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="splunk, kql, lucene, esql or eql.")
+    ] = "splunk",
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="e.g. sentinel_asim, microsoft_xdr, splunk_cim.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the queries here.")] = None,
+) -> None:
+    """Convert Sigma rules to SIEM queries: one query per rule, failures listed at the end."""
+    from huntbook import sigma
+
+    sigma.convert_command(rules, target=target, pipeline=pipeline, output=output)
 
 
 @app.command()

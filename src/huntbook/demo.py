@@ -1303,6 +1303,122 @@ class _Hunt:
                 download_url=url.group(0) if url else None,
             )
 
+    def analyse(self, host: str | None, logon_id: str | None) -> None:
+        """(e) The analyses: traffic anomalies (STL), beacons, rare sessions and commands, the tree, IoCs."""
+        from huntbook import cluster, decode, iocs, logons, proctree, sessions, timeseries
+        from huntbook.errors import MissingExtraError
+
+        conns, text = self.sql("SELECT * FROM network_sessions")
+        hourly = timeseries.summarize(conns, value_column="SrcBytes", by="DstIpAddr")
+        try:
+            scored = timeseries.anomalies(hourly, by="DstIpAddr")
+        except MissingExtraError as exc:  # statsmodels is the 'ml' extra
+            self.section("Traffic anomalies", text=f"Skipped: {exc}")
+        else:
+            spikes = timeseries.periods(scored, by="DstIpAddr")
+            spikes = spikes[(spikes["kind"] == "spike") & ~spikes["DstIpAddr"].map(_internal)]
+            spikes = spikes.sort_values("peak_score", ascending=False)
+            self.section(
+                "8. Traffic anomalies per destination (STL)",
+                text="Bytes sent per hour to each destination, decomposed into trend, daily and weekly "
+                "seasons (STL); hours whose residual stands out by a robust z-score are anomalies, merged "
+                "into periods that plug into a query's start and end.",
+                table=spikes.head(10),
+                query=text,
+            )
+            if not spikes.empty:
+                top = spikes.iloc[0]
+                self.findings.update(spike_start=_ts(top["start"]), spike_end=_ts(top["end"]))
+        beacons = timeseries.beacons(conns, min_connections=20, top=10)
+        self.section(
+            "9. Beaconing",
+            text="Source/destination pairs ranked by how regular their connection intervals and sizes are.",
+            table=beacons,
+        )
+        if not beacons.empty:
+            self.findings["top_beacon"] = f"{beacons.iloc[0]['SrcIpAddr']} -> {beacons.iloc[0]['DstIpAddr']}"
+        auth, _ = self.sql("SELECT * FROM authentication")
+        self.section("10. Password spray (analytics)", table=logons.spray(auth))
+        procs, text = self.sql("SELECT * FROM process_events")
+        rare = cluster.rare(cluster.events(procs))
+        self.section(
+            "11. Rare commands",
+            text="Process events clustered on their normalised command lines, paths and account kind: "
+            "the rows in no cluster, or in clusters of three or fewer.",
+            table=_columns(
+                rare, ("TimeGenerated", "DvcHostname", "ActorUsername", "TargetProcessCommandLine")
+            ),
+            query=text,
+        )
+        self.findings["rare_commands"] = len(rare)
+        grouped = sessions.sessionize(procs, by=["ActorUsername", "DvcHostname"], gap="30min")
+        ranked = sessions.score(grouped, "session", "TargetProcessName", time_column="TimeGenerated")
+        owners = grouped.groupby("session").agg(
+            Account=("ActorUsername", "first"),
+            Host=("DvcHostname", "first"),
+            LogonIds=("ActorSessionId", lambda ids: ", ".join(sorted(set(ids.dropna())))),
+        )
+        ranked = ranked.join(owners, on="session")
+        self.section(
+            "12. Rare process sessions",
+            text="Processes grouped into sessions per account and host (30 quiet minutes end one), scored "
+            "by a Markov model of their process sequences: lowest score = rarest.",
+            table=ranked.head(10),
+        )
+        if logon_id:
+            hit = ranked.reset_index(drop=True).index[ranked["LogonIds"].str.contains(logon_id, regex=False)]
+            if len(hit):
+                self.findings["attacker_session_rank"] = int(hit[0]) + 1
+        self.sigma()
+        if host is None or logon_id is None:
+            return
+        tree = proctree.build(procs)
+        mine = tree[(tree["ActorSessionId"] == logon_id) & ~tree["inferred"]]
+        if not mine.empty:
+            whole = proctree.tree_of(tree, mine.iloc[0]["proc_key"])
+            self.section(
+                f"13. Process tree of logon session {logon_id}",
+                text="The whole tree the session's processes belong to; path = process names from the root.",
+                table=_columns(
+                    whole, ("TimeGenerated", "depth", "path", "ActorUsername", "TargetProcessCommandLine")
+                ),
+            )
+            self.findings["attacker_tree_processes"] = len(whole)
+        encoded = mine[mine["TargetProcessCommandLine"].str.contains("-e", case=False, na=False)]
+        layers = decode.unpack(encoded, column="TargetProcessCommandLine")
+        found = iocs.extract(layers, columns=["text"])
+        if not layers.empty:
+            self.section(
+                "14. Decoded layers and their IoCs",
+                text="Every encoded layer of the session's command lines, decoded, and the indicators in it.",
+                table=_columns(layers, ("row", "layer", "encoding", "text", "status")),
+            )
+        if not found.empty:
+            self.section("IoCs in the decoded commands", table=found[["ioc_type", "value"]].drop_duplicates())
+            self.findings["decoded_iocs"] = sorted(set(found["value"]))
+
+    def sigma(self) -> None:
+        """(f) huntbook's bundled Sigma rules for this kind of intrusion, run over the whole store."""
+        from huntbook import sigma
+        from huntbook.errors import MissingExtraError
+
+        rules = Path(__file__).with_name("rules")
+        self.log("hunt: Sigma rules")
+        try:
+            hits = sigma.hunt(self.qp.driver.store, sigma.load([rules], progress=False), progress=False)
+        except MissingExtraError as exc:  # pySigma is the 'sigma' extra
+            self.section("Sigma rules", text=f"Skipped: {exc}")
+            return
+        self.section(
+            "15. Sigma rules",
+            text=f"The {len(hits.attrs['rules'])} Sigma rules bundled with huntbook (src/huntbook/rules) run "
+            "over every event in the store: hits per rule, and the ATT&CK techniques they map to.",
+            table=sigma.summary(hits),
+        )
+        if not hits.empty:
+            self.section("Sigma hits by ATT&CK technique", table=sigma.attack_rollup(hits))
+            self.findings["sigma_rules_hit"] = sorted(set(hits["title"]))
+
 
 _FACTS = {  # findings key -> label in the report's summary
     "attacker_ip": "Attacker IP",
@@ -1320,6 +1436,13 @@ _FACTS = {  # findings key -> label in the report's summary
     "download_url": "Download URL",
     "anomaly_hour": "Exfiltration hour (start)",
     "anomaly_bytes": "Bytes sent in that hour",
+    "spike_start": "Traffic anomaly (STL) from",
+    "spike_end": "Traffic anomaly (STL) until",
+    "top_beacon": "Most regular beacon",
+    "attacker_session_rank": "Rank of the attacker's session by rarity",
+    "rare_commands": "Rare commands surfaced",
+    "decoded_iocs": "IoCs in the decoded command",
+    "sigma_rules_hit": "Sigma rules that fired",
 }
 
 
@@ -1366,6 +1489,7 @@ def run(
     logon = hunt.logons(ip)
     if logon:
         hunt.processes(logon["victim_host"], logon["logon_id"])
+    hunt.analyse(logon["victim_host"] if logon else None, logon["logon_id"] if logon else None)
 
     found = hunt.findings
     last_day = (START + timedelta(days=days - 1)).date()

@@ -13,7 +13,8 @@ them all, or a subclass to handle one kind::
     │   ├── QueryNotFoundError   no such catalogue query
     │   ├── ParameterError       a parameter is missing or has a bad value
     │   └── QueryTimeoutError    the query ran past its timeout and was cancelled
-    └── DriverError          a data source failed (connection, authentication, server error)
+    ├── DriverError          a data source failed (connection, authentication, server error)
+    └── DataError            a DataFrame given to an analysis lacks a column or has unusable values
 
 Errors carry ``where`` (the file, row, field or query concerned) and ``hint`` (what to do),
 and both are part of the message. Bad *records* inside an input are never raised: they are
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DataError",
     "DriverError",
     "HuntbookError",
     "IngestError",
@@ -102,3 +104,7 @@ class QueryTimeoutError(QueryError, TimeoutError):
 
 class DriverError(HuntbookError):
     """A data source failed: connection, authentication or a server-side error."""
+
+
+class DataError(HuntbookError, ValueError):
+    """Data given to an analysis function is unusable: a missing column, a wrong type, an empty input."""

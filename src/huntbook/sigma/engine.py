@@ -1,0 +1,553 @@
+"""Running Sigma rules over a LocalStore: one scan per log source, many rules per scan.
+
+Rules are grouped by log source (:func:`~huntbook.sigma.compiler.source_for`). The events of all
+sources are copied once from the store; then, per source, every field its rules use is pulled out
+of the JSON once into columns, and the rules are evaluated in chunks, each chunk one pass over
+those columns producing ``(row, rule)`` pairs for the matches only.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from huntbook._progress import progress_bar
+from huntbook._types import PathLike
+from huntbook.errors import DataError
+from huntbook.sigma.compiler import (
+    FieldColumns,
+    RuleCompileError,
+    Source,
+    compile_rule,
+    referenced_fields,
+    required_event_ids,
+    source_for,
+)
+from huntbook.sigma.rules import LEVELS, Rule, RuleSet, as_ruleset
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+__all__ = ["HIT_COLUMNS", "attack_rollup", "compile_rules", "hunt", "summary"]
+
+HIT_COLUMNS: Final = [
+    "rule_id",
+    "title",
+    "level",
+    "tags",
+    "tactics",
+    "techniques",
+    "TimeGenerated",
+    "Computer",
+    "EventID",
+    "Channel",
+    "EventKey",
+    "event",
+    "raw",
+    "source",
+]
+
+# Fields shown in a hit's ``event`` besides those its rule uses (when the event has them).
+KEY_FIELDS: Final = (
+    "Image NewProcessName CommandLine ParentImage ParentProcessName ParentCommandLine User SubjectUserName "
+    "TargetUserName TargetFilename TargetObject Details ImageLoaded SourceImage TargetImage DestinationIp "
+    "DestinationPort DestinationHostname QueryName ServiceName ImagePath ScriptBlockText IpAddress LogonType"
+).split()
+CHUNK: Final = 200  # rules evaluated per pass over a source
+
+
+class _StoreLike(Protocol):
+    def connect(self) -> duckdb.DuckDBPyConnection: ...
+
+
+@dataclass
+class _Group:
+    source: Source
+    columns: FieldColumns
+    rules: list[tuple[Rule, str]] = field(default_factory=list)  # (rule, SQL predicate)
+    event_ids: set[int] | None = field(default_factory=set)  # every rule needs one of these (None: any)
+
+    @property
+    def where(self) -> str:
+        """The source's filter, narrowed to the event ids its rules can match."""
+        if self.event_ids is None:
+            return self.source.where
+        listed = ", ".join(str(i) for i in sorted(self.event_ids)) or "NULL"
+        return f"({self.source.where}) AND EventID IN ({listed})"
+
+
+@dataclass
+class CompiledRules:
+    """Rules compiled for the store: per-source groups, plus the status of every rule."""
+
+    groups: dict[str, _Group]
+    status: dict[str, str]  # rule key -> ok | no data source | error: ...
+    rules: list[Rule]
+    needs: dict[str, list[str]] = field(default_factory=dict)  # fields correlations read, per rule
+    quiet: set[str] = field(default_factory=set)  # rules whose hits only feed correlations
+
+
+def _key(rule: Rule) -> str:
+    return rule.id or rule.path + "#" + rule.title
+
+
+def compile_rules(rules: RuleSet | Iterable[Rule]) -> CompiledRules:
+    """Compile detection rules into per-source SQL (done by :func:`hunt`; reuse it for repeated hunts).
+
+    Example::
+
+        compiled = hb.sigma.compile_rules(rules)
+        hb.sigma.hunt(store, compiled)
+    """
+    rule_list = list(rules)
+    groups: dict[str, _Group] = {}
+    status: dict[str, str] = {}
+    wanted_by_correlation, quiet = _correlation_needs(rule_list)
+    for rule in rule_list:
+        key = _key(rule)
+        if not rule.ok:
+            status[key] = f"error: {rule.error}"
+            continue
+        if rule.kind == "correlation":
+            status[key] = "ok"
+            continue
+        source = source_for(rule.sigma.logsource)
+        if source is None:
+            status[key] = "no data source"
+            continue
+        # Rules that name their event ids share one scan of those ids; the others scan the whole source.
+        ids = required_event_ids(rule.sigma)
+        group_key = source.key if ids is not None else f"{source.key} (any event id)"
+        group = groups.get(group_key) or _Group(
+            source, FieldColumns(source), event_ids=None if ids is None else set()
+        )
+        try:
+            predicate = compile_rule(rule.sigma, group.columns)
+        except (RuleCompileError, ValueError, TypeError, AttributeError) as exc:
+            status[key] = f"error: {exc}"
+            continue
+        for name in wanted_by_correlation.get(key, ()):
+            group.columns.column(name, lower=False)
+        groups[group_key] = group
+        group.rules.append((rule, predicate))
+        if ids is not None and group.event_ids is not None:
+            group.event_ids |= ids
+        status[key] = "ok"
+    needs = {k: sorted(v) for k, v in wanted_by_correlation.items()}
+    return CompiledRules(groups, status, rule_list, needs, quiet)
+
+
+def _correlation_needs(rules: list[Rule]) -> tuple[dict[str, set[str]], set[str]]:
+    """Fields the correlation rules group or count by, per referenced rule; rules kept quiet."""
+    needs: dict[str, set[str]] = {}
+    quiet: set[str] = set()
+    for rule in rules:
+        if rule.kind != "correlation" or not rule.ok:
+            continue
+        corr = rule.sigma
+        fields = set(corr.group_by or [])
+        ref = getattr(corr.condition, "fieldref", None)
+        fields.update([ref] if isinstance(ref, str) else ref or [])
+        aliases = {a.alias: a for a in corr.aliases or []}
+        for reference in corr.rules or []:
+            target = getattr(reference, "rule", None)
+            if target is None:
+                continue
+            names = {f for f in fields if f not in aliases}
+            for alias in aliases.values():
+                names.update(v for k, v in alias.mapping.items() if getattr(k, "rule", None) is target)
+            key = str(target.id) if target.id else ""
+            needs.setdefault(key, set()).update(names)
+            if not corr.generate:
+                quiet.add(key)
+    return needs, quiet
+
+
+def hunt(
+    store: _StoreLike,
+    rules: RuleSet | CompiledRules | PathLike | Iterable[PathLike],
+    *,
+    progress: bool | None = None,
+    raw: bool = True,
+) -> pd.DataFrame:
+    """Run Sigma rules over a store; one row per (rule, matching event).
+
+    Columns: ``rule_id title level tags tactics techniques TimeGenerated Computer EventID Channel
+    EventKey event raw source``. ``event`` is a dict of the event's key fields (those the rule
+    uses, and common ones such as ``Image``/``CommandLine``); ``raw`` the whole record as JSON
+    text (``raw=False`` leaves it out). Correlation rules add one row per group and window that
+    meets their condition (``event`` holds the group and the count). ``hits.attrs["rules"]`` is a
+    frame with every rule's status (``ok``, ``no data source``, ``error: ...``) and hit count.
+
+    Example::
+
+        store = hb.LocalStore("case-42"); store.ingest("evidence/")
+        hits = hb.sigma.hunt(store, "sigma/rules/windows")
+        hb.sigma.summary(hits)
+    """
+    import pandas as pd
+
+    if isinstance(rules, CompiledRules):
+        compiled = rules
+    else:
+        compiled = compile_rules(as_ruleset(rules, progress=progress))
+    rows: list[dict[str, Any]] = []
+    total = sum(len(g.rules) for g in compiled.groups.values())
+    with store.connect() as con, progress_bar(progress, total=total, unit="rule", desc="sigma") as bar:
+        if compiled.groups:
+            wheres = " OR ".join(f"({g.source.where})" for g in compiled.groups.values())
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE hb_sigma_events AS SELECT EventKey, TimeGenerated, "
+                "EventFormat, "
+                f"EventID, Channel, Provider, Computer, raw FROM events WHERE {wheres}"
+            )
+            groups = list(compiled.groups.values())
+            counts_sql = ", ".join(f"count_if({g.where})" for g in groups)
+            sizes = con.execute(f"SELECT {counts_sql} FROM hb_sigma_events").fetchone() or ()
+            for group, size in zip(groups, sizes, strict=True):
+                if size:
+                    rows += _run_group(con, group, compiled.status, bar, raw, compiled.needs)
+                else:
+                    bar.update(len(group.rules))
+    rows += _correlate(compiled, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["_key"]] = counts.get(r["_key"], 0) + 1
+    hits = pd.DataFrame([r for r in rows if r["_key"] not in compiled.quiet], columns=[*HIT_COLUMNS, "_key"])
+    hits = hits.drop(columns="_key")
+    if not raw:
+        hits = hits.drop(columns="raw")
+    hits["TimeGenerated"] = pd.to_datetime(hits["TimeGenerated"], utc=True)
+    hits = hits.sort_values(["TimeGenerated", "rule_id"], kind="stable", na_position="last").reset_index(
+        drop=True
+    )
+    hits.attrs["rules"] = pd.DataFrame(
+        [
+            {
+                "rule_id": r.id,
+                "title": r.title,
+                "level": r.level,
+                "status": compiled.status.get(_key(r), "error: not compiled"),
+                "hits": int(counts.get(_key(r), 0)),
+                "path": r.path,
+            }
+            for r in compiled.rules
+        ],
+        columns=["rule_id", "title", "level", "status", "hits", "path"],
+    )
+    return hits
+
+
+def _run_group(
+    con: duckdb.DuckDBPyConnection,
+    group: _Group,
+    status: dict[str, str],
+    bar: Any,
+    with_raw: bool,
+    needs: dict[str, list[str]],
+) -> list[dict[str, Any]]:
+    columns = group.columns
+    extraction, exprs = columns.extraction()
+    # Only the forms the predicates use are kept: the lower-cased one for most fields.
+    cols = [f"{e} AS f{i}" for i, e in enumerate(exprs) if i in columns.as_is]
+    cols += [f"lower({e}) AS l{i}" for i, e in enumerate(exprs) if i in columns.lowered]
+    if columns.keywords:
+        cols.append(r"""lower(replace(replace(raw, '\\', '\'), '\"', '"')) AS l_raw""")  # JSON escapes undone
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE hb_sigma_group AS SELECT row_number() OVER () AS rid, EventKey, "
+        f"TimeGenerated, EventID, Channel, Computer, {', '.join(cols) or 'NULL AS f_none'} "
+        f"FROM (SELECT *, {extraction} FROM hb_sigma_events WHERE {group.where})"
+    )
+    matches: list[tuple[int, int]] = []
+    for start in range(0, len(group.rules), CHUNK):
+        chunk = list(enumerate(group.rules[start : start + CHUNK], start))
+        try:
+            matches += _evaluate(con, chunk)
+        except Exception:  # one bad predicate: evaluate the chunk rule by rule to find it
+            for item in chunk:
+                try:
+                    matches += _evaluate(con, [item])
+                except Exception as exc:
+                    status[_key(item[1][0])] = f"error: {str(exc).splitlines()[0]}"
+        bar.update(len(chunk))
+    if not matches:
+        return []
+    return _hit_rows(con, group, matches, with_raw, needs)
+
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection, chunk: list[tuple[int, tuple[Rule, str]]]
+) -> list[tuple[int, int]]:
+    cases = ", ".join(f"CASE WHEN {pred} THEN {n} END" for n, (_, pred) in chunk)
+    sql = (
+        f"SELECT rid, m FROM (SELECT rid, unnest(list_filter([{cases}], lambda x: x IS NOT NULL)) AS m "
+        "FROM hb_sigma_group)"
+    )
+    return [(int(a), int(b)) for a, b in con.execute(sql).fetchall()]
+
+
+def _hit_rows(
+    con: duckdb.DuckDBPyConnection,
+    group: _Group,
+    matches: list[tuple[int, int]],
+    with_raw: bool,
+    needs: dict[str, list[str]],
+) -> list[dict[str, Any]]:
+    """The hit rows: event metadata, key fields (read from the JSON of the matched events only)."""
+    display = FieldColumns(group.source)
+    rule_fields: dict[int, list[str]] = {}
+    for n, (rule, _) in enumerate(group.rules):
+        rule_fields[n] = referenced_fields(rule.sigma)
+    extra = [f for r, _ in group.rules for f in needs.get(_key(r), [])]
+    wanted = list(dict.fromkeys([f for fs in rule_fields.values() for f in fs] + extra + KEY_FIELDS))
+    for name in wanted:
+        display.column(name, lower=False)
+    extraction, exprs = display.extraction()
+    fcols = ", ".join(f"{e} AS f{i}" for i, e in enumerate(exprs))
+    rids = sorted({rid for rid, _ in matches})
+    con.execute("CREATE OR REPLACE TEMP TABLE hb_sigma_rids AS SELECT unnest(?::BIGINT[]) AS rid", [rids])
+    cursor = con.execute(
+        f"SELECT rid, EventKey, TimeGenerated, EventID, Channel, Computer, raw, {fcols} FROM ("
+        f"SELECT *, {extraction} FROM (SELECT g.rid, g.EventKey, g.TimeGenerated, g.EventID, g.Channel, "
+        "g.Computer, e.raw, e.EventFormat, e.Provider FROM hb_sigma_group g "
+        "SEMI JOIN hb_sigma_rids r ON g.rid = r.rid JOIN hb_sigma_events e ON e.EventKey = g.EventKey))"
+    )
+    events: dict[int, tuple[Any, ...]] = {row[0]: row for row in cursor.fetchall()}
+    index = {name: 7 + i for name, i in display.names.items()}
+    out = []
+    for rid, n in matches:
+        row = events[rid]
+        rule = group.rules[n][0]
+        used = rule_fields[n] + needs.get(_key(rule), [])
+        event = {f: row[index[f]] for f in used if row[index[f]] is not None}
+        event.update({f: row[index[f]] for f in KEY_FIELDS if f not in event and row[index[f]] is not None})
+        out.append(
+            {
+                "_key": _key(rule),
+                "rule_id": rule.id,
+                "title": rule.title,
+                "level": rule.level,
+                "tags": list(rule.tags),
+                "tactics": rule.tactics,
+                "techniques": rule.techniques,
+                "TimeGenerated": row[2],
+                "Computer": row[5],
+                "EventID": row[3],
+                "Channel": row[4],
+                "EventKey": row[1],
+                "event": event,
+                "raw": row[6] if with_raw else None,
+                "source": group.source.key,
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ correlations
+
+_OPS: Final[dict[str, Callable[[int, int], bool]]] = {
+    "LT": operator.lt,
+    "LTE": operator.le,
+    "GT": operator.gt,
+    "GTE": operator.ge,
+    "EQ": operator.eq,
+    "NEQ": operator.ne,
+}
+
+
+def _correlate(compiled: CompiledRules, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the correlation rules (event_count, value_count, temporal, temporal_ordered)."""
+    import bisect
+
+    out: list[dict[str, Any]] = []
+    for rule in compiled.rules:
+        if rule.kind != "correlation" or not rule.ok:
+            continue
+        corr = rule.sigma
+        kind = corr.type.name.lower()
+        if kind not in ("event_count", "value_count", "temporal", "temporal_ordered"):
+            compiled.status[_key(rule)] = f"error: correlation type {kind} is not supported"
+            continue
+        refs = [r.rule for r in corr.rules or [] if getattr(r, "rule", None) is not None]
+        order = {str(r.id): i for i, r in enumerate(refs)}
+        aliases = {a.alias: {str(k.rule.id): v for k, v in a.mapping.items()} for a in corr.aliases or []}
+        group_by = list(corr.group_by or [])
+        fieldref = getattr(corr.condition, "fieldref", None)
+        fieldref = fieldref[0] if isinstance(fieldref, list) else fieldref
+        span = corr.timespan.seconds
+        groups: dict[tuple[Any, ...], list[tuple[float, int, Any, dict[str, Any]]]] = {}
+        for row in rows:
+            rid = row["rule_id"]
+            if rid not in order or row["TimeGenerated"] is None:
+                continue
+            event = row["event"]
+            key = tuple(event.get(aliases.get(g, {}).get(rid, g)) for g in group_by)
+            value = event.get(fieldref) if fieldref else None
+            groups.setdefault(key, []).append((row["TimeGenerated"].timestamp(), order[rid], value, row))
+        test = _OPS.get(corr.condition.op.name, _OPS["GTE"])
+        for key, items in groups.items():
+            items.sort(key=lambda x: (x[0], x[1]))
+            times = [t for t, *_ in items]
+            i = 0
+            while i < len(items):
+                j = bisect.bisect_right(times, times[i] + span)
+                window = items[i:j]
+                if kind == "event_count":
+                    value, hit = len(window), test(len(window), corr.condition.count)
+                elif kind == "value_count":
+                    value = len({v for _, _, v, _ in window if v is not None})
+                    hit = test(value, corr.condition.count)
+                else:
+                    seen = [n for _, n, _, _ in window]
+                    value = len(set(seen))
+                    hit = value == len(refs) and (kind == "temporal" or _in_order(seen, len(refs)))
+                if hit:
+                    first = window[0][3]
+                    out.append(
+                        {
+                            "_key": _key(rule),
+                            "rule_id": rule.id,
+                            "title": rule.title,
+                            "level": rule.level,
+                            "tags": list(rule.tags),
+                            "tactics": rule.tactics,
+                            "techniques": rule.techniques,
+                            "TimeGenerated": first["TimeGenerated"],
+                            "Computer": first["Computer"]
+                            if len({w[3]["Computer"] for w in window}) == 1
+                            else None,
+                            "EventID": None,
+                            "Channel": None,
+                            "EventKey": None,
+                            "event": {
+                                **dict(zip(group_by, key, strict=True)),
+                                kind: value,
+                                "events": len(window),
+                            },
+                            "raw": None,
+                            "source": "correlation",
+                        }
+                    )
+                    i = j
+                else:
+                    i += 1
+    return out
+
+
+def _in_order(seen: list[int], n: int) -> bool:
+    """True when rules 0..n-1 appear in order as a subsequence of ``seen``."""
+    want = 0
+    for s in seen:
+        if s == want:
+            want += 1
+            if want == n:
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------------- summaries
+
+
+def _check_hits(hits: pd.DataFrame, needed: Iterable[str]) -> None:
+    missing = [c for c in needed if c not in hits.columns]
+    if missing:
+        raise DataError(
+            f"not a Sigma hits frame: missing column(s) {', '.join(missing)}",
+            where=missing[0],
+            hint="pass the DataFrame returned by hb.sigma.hunt()",
+        )
+
+
+def summary(hits: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
+    """Hits counted by ``rule``, ``technique`` or ``host``, most severe and most frequent first.
+
+    Example::
+
+        hb.sigma.summary(hits, by="host")
+    """
+    import pandas as pd
+
+    _check_hits(hits, ["rule_id", "title", "level", "techniques", "TimeGenerated", "Computer"])
+    rank = {lvl: i for i, lvl in enumerate(LEVELS)}
+    frame = hits.assign(_rank=hits["level"].map(rank).fillna(-1))
+    if by == "rule":
+        keys = ["rule_id", "title", "level"]
+        out = frame.groupby(keys, dropna=False, sort=False).agg(
+            hits=("rule_id", "size"),
+            hosts=("Computer", "nunique"),
+            first=("TimeGenerated", "min"),
+            last=("TimeGenerated", "max"),
+            _rank=("_rank", "max"),
+        )
+    elif by == "technique":
+        frame = (
+            frame.explode("techniques")
+            .dropna(subset=["techniques"])
+            .rename(columns={"techniques": "technique"})
+        )
+        keys = ["technique"]
+        out = frame.groupby(keys, sort=False).agg(
+            hits=("rule_id", "size"),
+            rules=("rule_id", "nunique"),
+            hosts=("Computer", "nunique"),
+            first=("TimeGenerated", "min"),
+            last=("TimeGenerated", "max"),
+            _rank=("_rank", "max"),
+        )
+    elif by == "host":
+        keys = ["Computer"]
+        out = frame.groupby(keys, dropna=False, sort=False).agg(
+            hits=("rule_id", "size"),
+            rules=("rule_id", "nunique"),
+            first=("TimeGenerated", "min"),
+            last=("TimeGenerated", "max"),
+            _rank=("_rank", "max"),
+        )
+    else:
+        raise DataError(f"unknown summary {by!r}", where="by", hint="by='rule', 'technique' or 'host'")
+    out = out.reset_index()
+    out.insert(len(keys), "max_level", [LEVELS[int(r)] if r >= 0 else None for r in out["_rank"]])
+    if by == "rule":
+        out = out.drop(columns="max_level")
+    out = out.sort_values(["_rank", "hits"], ascending=False, kind="stable").drop(columns="_rank")
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def attack_rollup(hits: pd.DataFrame) -> pd.DataFrame:
+    """ATT&CK roll-up: one row per (tactic, technique) with rules, hits and hosts.
+
+    Hits of rules without a technique tag are counted under technique ``None``.
+
+    Example::
+
+        hb.sigma.attack_rollup(hits)
+    """
+    _check_hits(hits, ["rule_id", "tactics", "techniques", "Computer"])
+    if hits.empty:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["tactic", "technique", "rules", "hits", "hosts"])
+    frame = hits[["rule_id", "tactics", "techniques", "Computer"]].copy()
+    frame["tactics"] = [t if len(t) else [None] for t in frame["tactics"]]
+    frame["techniques"] = [t if len(t) else [None] for t in frame["techniques"]]
+    frame = frame.explode("tactics").explode("techniques")
+    out = (
+        frame.groupby(["tactics", "techniques"], dropna=False, sort=True)
+        .agg(rules=("rule_id", "nunique"), hits=("rule_id", "size"), hosts=("Computer", "nunique"))
+        .reset_index()
+        .rename(columns={"tactics": "tactic", "techniques": "technique"})
+    )
+    return out.sort_values(["hits", "tactic"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def rule_count_by_source(rules: RuleSet) -> dict[str, int]:
+    """How many rules read each log source (``"no data source"`` for the others)."""
+    counts: dict[str, int] = {}
+    for rule in rules:
+        source = source_for(rule.sigma.logsource) if rule.ok and rule.kind == "detection" else None
+        key = source.key if source else "no data source"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
