@@ -90,6 +90,19 @@ class CompiledRules:
     quiet: set[str] = field(default_factory=set)  # rules whose hits only feed correlations
 
 
+def _rule_columns(rule: Rule) -> dict[str, Any]:
+    """The columns of a hit that come from its rule."""
+    return {
+        "_key": _key(rule),
+        "rule_id": rule.id,
+        "title": rule.title,
+        "level": rule.level,
+        "tags": list(rule.tags),
+        "tactics": rule.tactics,
+        "techniques": rule.techniques,
+    }
+
+
 def _key(rule: Rule) -> str:
     return rule.id or rule.path + "#" + rule.title
 
@@ -326,13 +339,7 @@ def _hit_rows(
         event.update({f: row[index[f]] for f in KEY_FIELDS if f not in event and row[index[f]] is not None})
         out.append(
             {
-                "_key": _key(rule),
-                "rule_id": rule.id,
-                "title": rule.title,
-                "level": rule.level,
-                "tags": list(rule.tags),
-                "tactics": rule.tactics,
-                "techniques": rule.techniques,
+                **_rule_columns(rule),
                 "TimeGenerated": row[2],
                 "Computer": row[5],
                 "EventID": row[3],
@@ -408,13 +415,7 @@ def _correlate(compiled: CompiledRules, rows: list[dict[str, Any]]) -> list[dict
                     first = window[0][3]
                     out.append(
                         {
-                            "_key": _key(rule),
-                            "rule_id": rule.id,
-                            "title": rule.title,
-                            "level": rule.level,
-                            "tags": list(rule.tags),
-                            "tactics": rule.tactics,
-                            "techniques": rule.techniques,
+                            **_rule_columns(rule),
                             "TimeGenerated": first["TimeGenerated"],
                             "Computer": first["Computer"]
                             if len({w[3]["Computer"] for w in window}) == 1
