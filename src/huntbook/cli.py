@@ -1,4 +1,4 @@
-"""The ``huntbook`` command line: ingest, query, list queries, extract IoCs, decode, run the demo.
+"""The ``huntbook`` command line: ingest, query, list queries, extract IoCs, decode, Sigma, the demo.
 
 Every command prints errors as one line naming what is wrong and the fix, and exits with
 status 2; results go to standard output (``--format csv|json`` for pipes).
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="huntbook",
-    help="Threat hunting from the command line: ingest logs into a LocalStore, run catalogue hunts, report.",
+    help="Threat hunting from the command line: ingest logs, hunt, decode, run Sigma, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -1082,6 +1082,12 @@ def _columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     return frame[[c for c in names if c in frame.columns]]
 
 
+def _rounded(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """The frame with its float columns rounded (for display)."""
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{c: frame[c].round(digits) for c in floats})
+
+
 def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -1305,7 +1311,7 @@ class _Hunt:
 
     def analyse(self, host: str | None, logon_id: str | None) -> None:
         """(e) The analyses: traffic anomalies (STL), beacons, rare sessions and commands, the tree, IoCs."""
-        from huntbook import cluster, decode, iocs, logons, proctree, sessions, timeseries
+        from huntbook import cluster, logons, sessions, timeseries
         from huntbook.errors import MissingExtraError
 
         conns, text = self.sql("SELECT * FROM network_sessions")
@@ -1323,7 +1329,7 @@ class _Hunt:
                 text="Bytes sent per hour to each destination, decomposed into trend, daily and weekly "
                 "seasons (STL); hours whose residual stands out by a robust z-score are anomalies, merged "
                 "into periods that plug into a query's start and end.",
-                table=spikes.head(10),
+                table=_rounded(spikes.head(10), 1),
                 query=text,
             )
             if not spikes.empty:
@@ -1333,7 +1339,7 @@ class _Hunt:
         self.section(
             "9. Beaconing",
             text="Source/destination pairs ranked by how regular their connection intervals and sizes are.",
-            table=beacons,
+            table=_rounded(beacons, 3),
         )
         if not beacons.empty:
             self.findings["top_beacon"] = f"{beacons.iloc[0]['SrcIpAddr']} -> {beacons.iloc[0]['DstIpAddr']}"
@@ -1363,21 +1369,26 @@ class _Hunt:
             "12. Rare process sessions",
             text="Processes grouped into sessions per account and host (30 quiet minutes end one), scored "
             "by a Markov model of their process sequences: lowest score = rarest.",
-            table=ranked.head(10),
+            table=_rounded(ranked.head(10), 3),
         )
         if logon_id:
             hit = ranked.reset_index(drop=True).index[ranked["LogonIds"].str.contains(logon_id, regex=False)]
             if len(hit):
                 self.findings["attacker_session_rank"] = int(hit[0]) + 1
         self.sigma()
-        if host is None or logon_id is None:
-            return
+        if host is not None and logon_id is not None:
+            self.attacker_session(procs, host, logon_id)
+
+    def attacker_session(self, procs: pd.DataFrame, host: str, logon_id: str) -> None:
+        """The attacker's process tree, its decoded layers and the IoCs in them."""
+        from huntbook import decode, iocs, proctree
+
         tree = proctree.build(procs)
         mine = tree[(tree["ActorSessionId"] == logon_id) & ~tree["inferred"]]
         if not mine.empty:
             whole = proctree.tree_of(tree, mine.iloc[0]["proc_key"])
             self.section(
-                f"13. Process tree of logon session {logon_id}",
+                f"14. Process tree of logon session {logon_id}",
                 text="The whole tree the session's processes belong to; path = process names from the root.",
                 table=_columns(
                     whole, ("TimeGenerated", "depth", "path", "ActorUsername", "TargetProcessCommandLine")
@@ -1389,7 +1400,7 @@ class _Hunt:
         found = iocs.extract(layers, columns=["text"])
         if not layers.empty:
             self.section(
-                "14. Decoded layers and their IoCs",
+                "15. Decoded layers and their IoCs",
                 text="Every encoded layer of the session's command lines, decoded, and the indicators in it.",
                 table=_columns(layers, ("row", "layer", "encoding", "text", "status")),
             )
@@ -1410,7 +1421,7 @@ class _Hunt:
             self.section("Sigma rules", text=f"Skipped: {exc}")
             return
         self.section(
-            "15. Sigma rules",
+            "13. Sigma rules",
             text=f"The {len(hits.attrs['rules'])} Sigma rules bundled with huntbook (src/huntbook/rules) run "
             "over every event in the store: hits per rule, and the ATT&CK techniques they map to.",
             table=sigma.summary(hits),
