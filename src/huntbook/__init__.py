@@ -39,6 +39,13 @@ _LAZY = {
     "QueryTimeoutError": "huntbook.errors",
     "DriverError": "huntbook.errors",
     "DataError": "huntbook.errors",
+    **dict.fromkeys(
+        (
+            "IpAddress Host Account Process File FileHash Url Dns Email RegistryKey NetworkConnection Alert "
+            "GeoLocation"
+        ).split(),
+        "huntbook.entities",
+    ),
 }
 # submodules reachable as attributes: hb.config, hb.schema, ...
 _SUBMODULES = {
@@ -62,9 +69,16 @@ _SUBMODULES = {
     "sessions",
     "sigma",
     "accessor",
+    "entities",
 }
 # names that do not need pandas: loading them does not register the ``df.hb`` accessor
-_LIGHT = {"config", "errors", "plugins", *(n for n, m in _LAZY.items() if m == "huntbook.errors")}
+_LIGHT = {
+    "config",
+    "errors",
+    "plugins",
+    "entities",
+    *(n for n, m in _LAZY.items() if m in ("huntbook.errors", "huntbook.entities")),
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
@@ -75,6 +89,7 @@ if TYPE_CHECKING:
         config,
         decode,
         demo,
+        entities,
         errors,
         formats,
         iocs,
@@ -90,6 +105,21 @@ if TYPE_CHECKING:
         sigma,
         store,
         timeseries,
+    )
+    from huntbook.entities import (
+        Account,
+        Alert,
+        Dns,
+        Email,
+        File,
+        FileHash,
+        GeoLocation,
+        Host,
+        IpAddress,
+        NetworkConnection,
+        Process,
+        RegistryKey,
+        Url,
     )
     from huntbook.errors import (
         ConfigError,
