@@ -883,7 +883,7 @@ sources:
 
 def test_local_data_alias_and_ad_hoc_kql() -> None:
     provider = QueryProvider("LocalData", store=MemoryStore(ROWS), config=Config())
-    assert provider.environment == "local" and len(provider.list_queries()) == 26
+    assert provider.environment == "local" and len(provider.list_queries()) == 27
     result = provider.exec_query(
         "dns | where DnsQuery endswith 'example.com' | project EventKey", language="kql"
     )

@@ -374,7 +374,7 @@ def test_list_search_browse(qp: QueryProvider) -> None:
     assert len(table) == len(qp.list_queries())
     row = table.set_index("query").loc["authentication.password_spray"]
     assert "min_accounts (int, default 5)" in row["parameters"] and row["required"] == ""
-    assert repr(qp) == "QueryProvider(environment='local', driver=LocalDriver, queries=26, connected=False)"
+    assert repr(qp) == "QueryProvider(environment='local', driver=LocalDriver, queries=27, connected=False)"
 
 
 # ------------------------------------------------------------------------------ errors
@@ -513,7 +513,7 @@ def test_config_query_paths_and_missing_folder(tmp_path: Path) -> None:
     assert "custom_hunts.by_ids" in provider.list_queries()
     with pytest.warns(CatalogueWarning, match="does not exist"):
         provider = QueryProvider("local", config=Config(), query_paths=[tmp_path / "missing"])
-    assert len(provider.catalogue_errors) == 1 and len(provider.list_queries()) == 26
+    assert len(provider.catalogue_errors) == 1 and len(provider.list_queries()) == 27
 
 
 MSTICPY_SENTINEL = """
@@ -647,4 +647,4 @@ def test_packaged_catalogue_is_warning_free() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         catalogue = load_catalogue("local")
-    assert len(catalogue.queries) == 26 and catalogue.errors == []
+    assert len(catalogue.queries) == 27 and catalogue.errors == []

@@ -39,6 +39,10 @@ _LAZY = {
     "QueryTimeoutError": "huntbook.errors",
     "DriverError": "huntbook.errors",
     "DataError": "huntbook.errors",
+    "pivots": "huntbook.api",
+    "pivot_function": "huntbook.api",
+    "pivot": "huntbook.pivoting",
+    "ServiceError": "huntbook.errors",
     **dict.fromkeys(
         (
             "IpAddress Host Account Process File FileHash Url Dns Email RegistryKey NetworkConnection Alert "
@@ -70,6 +74,11 @@ _SUBMODULES = {
     "sigma",
     "accessor",
     "entities",
+    "ti",
+    "enrich",
+    "api",
+    "pivoting",
+    "http",
 }
 # names that do not need pandas: loading them does not register the ``df.hb`` accessor
 _LIGHT = {
@@ -77,6 +86,9 @@ _LIGHT = {
     "errors",
     "plugins",
     "entities",
+    "pivoting",
+    "pivot",
+    "http",
     *(n for n, m in _LAZY.items() if m in ("huntbook.errors", "huntbook.entities")),
 }
 
@@ -85,16 +97,20 @@ __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 if TYPE_CHECKING:
     from huntbook import (
         accessor,
+        api,
         cluster,
         config,
         decode,
         demo,
+        enrich,
         entities,
         errors,
         formats,
+        http,
         iocs,
         logons,
         outliers,
+        pivoting,
         plugins,
         proctree,
         queries,
@@ -104,8 +120,10 @@ if TYPE_CHECKING:
         sessions,
         sigma,
         store,
+        ti,
         timeseries,
     )
+    from huntbook.api import pivot_function, pivots
     from huntbook.entities import (
         Account,
         Alert,
@@ -121,6 +139,7 @@ if TYPE_CHECKING:
         RegistryKey,
         Url,
     )
+    from huntbook.pivoting import pivot
     from huntbook.errors import (
         ConfigError,
         DataError,
@@ -133,6 +152,7 @@ if TYPE_CHECKING:
         QueryError,
         QueryNotFoundError,
         QueryTimeoutError,
+        ServiceError,
         StoreError,
     )
     from huntbook.report import Report

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from huntbook import cluster, decode, iocs, logons, outliers, proctree, sessions, timeseries
+from huntbook import api, cluster, decode, iocs, logons, outliers, proctree, sessions, ti, timeseries
 
 __all__ = ["HuntbookAccessor"]
 
@@ -47,6 +47,20 @@ class HuntbookAccessor:
     def add_decoded(self, column: str, name: str = "decoded", **options: Any) -> pd.DataFrame:
         """A copy with the innermost decoded text of ``column``: :func:`huntbook.decode.add_decoded`."""
         return decode.add_decoded(self._frame, column, name=name, **options)
+
+    # -- enrichment and pivots ------------------------------------------------------------------------
+    def ti(self, column: str | None = None, **options: Any) -> pd.DataFrame:
+        """Threat intelligence for the frame's IoCs: :func:`huntbook.ti.lookup`."""
+        return ti.lookup(self._frame, column=column, **options)
+
+    def pivot(self, name: str, column: str, join: str | None = None, **options: Any) -> pd.DataFrame:
+        """Run the pivot ``EntityType.name`` on a column: :func:`huntbook.api.pivot_function`.
+
+        ``join="left"|"inner"`` returns this frame's rows beside the pivot's columns, so pivots chain:
+        ``df.hb.pivot("IpAddress.geoip", column="DstIpAddr", join="left").hb.pivot(...)``.
+        """
+        provider = options.pop("provider", None)
+        return api.pivot_function(name, provider=provider)(self._frame, column=column, join=join, **options)
 
     # -- process trees ---------------------------------------------------------------------------------
     def proctree(self, schema: str | Mapping[str, Any] | proctree.ProcSchema | None = None) -> pd.DataFrame:

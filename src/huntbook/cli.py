@@ -1,4 +1,4 @@
-"""The ``huntbook`` command line: ingest, query, list queries, extract IoCs, decode, Sigma, the demo.
+"""The ``huntbook`` command line: ingest, query, IoCs, decode, Sigma, threat intel, GeoIP, whois, the demo.
 
 Every command prints errors as one line naming what is wrong and the fix, and exits with
 status 2; results go to standard output (``--format csv|json`` for pipes).
@@ -263,6 +263,105 @@ def decode(
         else:
             raise ParameterError("which column holds the encoded text?", hint="pass --column NAME")
     _emit(hb_decode.unpack(rows, column=column), fmt)
+
+
+def _values(values: list[str] | None, files: list[Path] | None) -> list[str]:
+    """IoC values from arguments, plus IoCs extracted from text files ('-' is standard input)."""
+    out = list(values or [])
+    if files:
+        from huntbook import iocs as hb_iocs
+
+        rows = _rows(files, None, None, None, None, [])
+        out += hb_iocs.extract(rows, columns=["text"])["value"].drop_duplicates().tolist()
+    if not out:
+        raise ParameterError("no values given", hint="pass values as arguments or --file FILE")
+    return out
+
+
+ValuesArgument = Annotated[list[str] | None, typer.Argument(help="IPs, domains, URLs or hashes.")]
+ValueFileOption = Annotated[
+    list[Path] | None, typer.Option("--file", help="Also take the IoCs found in this text file ('-': stdin).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+@app.command("ti")
+def ti_command(
+    values: ValuesArgument = None,
+    file: ValueFileOption = None,
+    provider: Annotated[
+        list[str] | None, typer.Option("--provider", "-P", help="Provider, repeatable (default: configured).")
+    ] = None,
+    ioc_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only these IoC types.")] = None,
+    rollup: Annotated[bool, typer.Option("--rollup", help="One row per IoC across providers.")] = False,
+    list_providers: Annotated[bool, typer.Option("--list", help="List the installed providers.")] = False,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Use the on-disk answer cache.")] = True,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Threat intelligence for IoCs: offline feeds and iporigin, and the online providers you configured."""
+    from huntbook import ti
+
+    if list_providers:
+        _emit(ti.providers(), fmt)
+        return
+    results = ti.lookup(
+        _values(values, file), provider or None, ioc_types=ioc_type or None, cache=cache, progress=progress
+    )
+    if fmt is OutputFormat.table and not rollup:
+        results = results.drop(columns=["raw"])
+    _emit(ti.rollup(results) if rollup else results, fmt)
+    failed = results["status"].isin(["error", "rate_limited"]).sum()
+    typer.echo(f"{results['ioc'].nunique()} IoCs, {len(results)} answers, {failed} failed", err=True)
+
+
+@app.command()
+def geoip(
+    values: ValuesArgument = None,
+    file: ValueFileOption = None,
+    mmdb: Annotated[
+        list[Path] | None, typer.Option("--mmdb", help="MaxMind/DB-IP .mmdb file(s) to use (city, ASN).")
+    ] = None,
+    hosting: Annotated[bool, typer.Option("--hosting", help="Add hosting/VPN/Tor tags.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Country, city and ASN of IP addresses, offline (geoip2fast data, or your .mmdb)."""
+    from huntbook import enrich
+
+    ips = _values(values, file)
+    table = enrich.geoip(ips, mmdb=[str(m) for m in mmdb] if mmdb else None)
+    if hosting:
+        table = table.merge(enrich.hosting(ips), on="ip", how="left", suffixes=("", "_hosting"))
+    _emit(table, fmt)
+
+
+@app.command()
+def whois(
+    values: ValuesArgument = None,
+    file: ValueFileOption = None,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Use the on-disk answer cache.")] = True,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Owner of IP networks and registration of domains (RDAP, online)."""
+    from huntbook import enrich
+
+    table = enrich.whois(_values(values, file), cache=None if cache else False)
+    if fmt is OutputFormat.table:
+        table = table.drop(columns=[c for c in ("raw",) if c in table.columns])
+    _emit(table, fmt)
+
+
+@app.command("pivots")
+def pivots_command(
+    target: Annotated[
+        str | None, typer.Argument(help="An entity type (IpAddress, Dns ...) or a value (203.0.113.9).")
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """List the pivots of an entity type or value (all of them without an argument)."""
+    from huntbook import api
+
+    _emit(api.pivots(target).browse() if target else api.pivot_table(), fmt)
 
 
 sigma_app = typer.Typer(help="Sigma rules: hunt them over a LocalStore, or convert them for a SIEM.")

@@ -17,9 +17,12 @@ No file at all is fine: every setting has a default. Example::
       splunk:
         host: splunk.corp.example
         token: env:SPLUNK_TOKEN     # a secret *reference*, resolved only when used
-    providers:
+    providers:                      # TI and context providers (huntbook.ti, huntbook.enrich)
       virustotal:
         api_key: keyring:huntbook/virustotal
+      local_feeds:
+        paths: [~/feeds]
+    cache_dir: ~/.cache/huntbook    # on-disk cache of online answers (default: the user cache folder)
 
 Secret references: ``env:NAME`` (environment variable), ``keyring:service/user`` (OS keyring,
 ``keyring`` extra) and ``file:path`` (first line of a file). They stay :class:`Secret` objects
@@ -137,6 +140,7 @@ class Config:
     duckdb: Mapping[str, Any] = field(default_factory=dict)
     connections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cache_dir: Path | None = None
     source: Path | None = None
 
     def connection(self, environment: str) -> dict[str, Any]:
@@ -144,7 +148,7 @@ class Config:
         return dict(self.connections.get(environment, {}))
 
 
-_KNOWN_KEYS = {"store", "query_paths", "duckdb", "connections", "providers"}
+_KNOWN_KEYS = {"store", "query_paths", "duckdb", "connections", "providers", "cache_dir"}
 
 
 def find_config_file(cwd: PathLike | None = None) -> Path | None:
@@ -200,6 +204,7 @@ def _section(data: Mapping[str, Any], key: str, file: Path) -> dict[str, Any]:
 def _build(data: Mapping[str, Any], file: Path) -> Config:
     base = file.parent
     store = data.get("store")
+    cache_dir = data.get("cache_dir")
     paths = data.get("query_paths") or []
     if isinstance(paths, str):
         paths = [paths]
@@ -221,5 +226,6 @@ def _build(data: Mapping[str, Any], file: Path) -> Config:
         duckdb=_section(data, "duckdb", file),
         connections={k: _wrap_secrets(v) for k, v in connections.items()},
         providers={k: _wrap_secrets(v) for k, v in providers.items()},
+        cache_dir=_path(cache_dir) if cache_dir else None,
         source=file,
     )

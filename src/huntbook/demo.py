@@ -1036,6 +1036,106 @@ def generate(
     }
 
 
+def write_intel(out_dir: PathLike) -> list[Path]:
+    """Write the threat intelligence a team would have about the incident's attacker, as local feeds.
+
+    ``feed.stix.json`` (a STIX 2.1 bundle: the attacker's IP and domain, and a decoy that is not in
+    the data) and ``misp-event.json`` (a MISP event export: the stage-2 URL and the domain). Synthetic,
+    like the incident; returns the two paths.
+    """
+    import uuid
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    namespace = uuid.UUID("6f1c52d0-5a3e-4c7e-9a55-7d1f0b2e4c11")
+
+    def sid(kind: str, name: str) -> str:
+        return f"{kind}--{uuid.uuid5(namespace, name)}"
+
+    when = "2026-09-20T00:00:00.000Z"
+    author = sid("identity", "huntbook-demo")
+
+    def indicator(name: str, pattern: str, description: str, confidence: int) -> dict[str, Any]:
+        return {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": sid("indicator", pattern),
+            "created_by_ref": author,
+            "created": when,
+            "modified": when,
+            "name": name,
+            "description": description,
+            "indicator_types": ["malicious-activity"],
+            "pattern": pattern,
+            "pattern_type": "stix",
+            "valid_from": when,
+            "labels": ["c2", "fake-update"],
+            "confidence": confidence,
+        }
+
+    bundle = {
+        "type": "bundle",
+        "id": sid("bundle", "demo-intel"),
+        "objects": [
+            {
+                "type": "identity",
+                "spec_version": "2.1",
+                "id": author,
+                "created": when,
+                "modified": when,
+                "name": "huntbook demo intel",
+                "identity_class": "organization",
+            },
+            indicator(
+                "FakeUpdate C2 server",
+                f"[ipv4-addr:value = '{ATTACKER_IP}']",
+                "Serves PowerShell stage 2 and receives exfiltrated data",
+                90,
+            ),
+            indicator(
+                "FakeUpdate C2 domain",
+                f"[domain-name:value = '{ATTACKER_DOMAIN}']",
+                "Look-alike CDN domain resolving to the C2 server",
+                80,
+            ),
+            indicator("FakeUpdate backup C2", "[ipv4-addr:value = '198.51.100.250']", "Not seen in this network", 60),
+        ],
+    }
+    event = {
+        "Event": {
+            "uuid": str(uuid.uuid5(namespace, "misp-event")),
+            "info": "FakeUpdate campaign: fake CDN update checker delivering PowerShell",
+            "date": "2026-09-21",
+            "threat_level_id": "1",
+            "analysis": "2",
+            "Orgc": {"name": "huntbook demo intel"},
+            "Tag": [{"name": "tlp:clear"}],
+            "Attribute": [
+                {
+                    "type": "url",
+                    "category": "Network activity",
+                    "value": f"http://{ATTACKER_IP}/stage2.ps1",
+                    "to_ids": True,
+                    "comment": "PowerShell stage 2 download",
+                    "uuid": str(uuid.uuid5(namespace, "misp-url")),
+                },
+                {
+                    "type": "domain",
+                    "category": "Network activity",
+                    "value": ATTACKER_DOMAIN,
+                    "to_ids": True,
+                    "comment": "C2 domain",
+                    "uuid": str(uuid.uuid5(namespace, "misp-domain")),
+                },
+            ],
+        }
+    }
+    paths = [folder / "feed.stix.json", folder / "misp-event.json"]
+    for path, data in zip(paths, (bundle, event), strict=True):
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return paths
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The runner: hunt the story with the catalogue queries, then report
 
@@ -1431,6 +1531,67 @@ class _Hunt:
             self.findings["sigma_rules_hit"] = sorted(set(hits["title"]))
 
 
+    def enrich(self, intel: Sequence[Path]) -> None:
+        """(g) Context and threat intelligence, offline: GeoIP and hosting tags, the team's feeds."""
+        from huntbook import config as hb_config
+        from huntbook import enrich, ti
+        from huntbook.errors import MissingExtraError
+
+        peers, text = self.sql(
+            "SELECT DstIpAddr, count(*) AS Connections, sum(SrcBytes) AS BytesOut,\n"
+            "       min(TimeGenerated) AS FirstSeen, max(TimeGenerated) AS LastSeen\n"
+            "FROM network_sessions\nGROUP BY DstIpAddr\nORDER BY BytesOut DESC, DstIpAddr"
+        )
+        external = peers[~peers["DstIpAddr"].map(_internal)].reset_index(drop=True)
+        ips = external["DstIpAddr"].tolist()
+        found = self.findings
+        names = [found.get("attacker_domain"), found.get("download_url"), *found.get("decoded_iocs", [])]
+        values = [*ips, *(v for v in names if v)]
+        self.log(f"enrich: {len(values)} IoCs against the local feeds; GeoIP and hosting tags")
+        providers = ["local_feeds", "iporigin"]
+        try:
+            geo = enrich.geoip(ips)
+            tags = enrich.hosting(ips)
+        except MissingExtraError as exc:  # geoip2fast and iporigin are the 'geo' extra
+            self.section("Context of external addresses", text=f"Skipped: {exc}")
+            providers = ["local_feeds"]
+        else:
+            context = external.merge(geo, left_on="DstIpAddr", right_on="ip", how="left").drop(columns="ip")
+            context = context.merge(tags, left_on="DstIpAddr", right_on="ip", how="left", suffixes=("", "_tag"))
+            self.section(
+                "14. Context of the external addresses",
+                text="Every external destination with offline GeoIP (geoip2fast data) and hosting/VPN/Tor "
+                "tags (iporigin). The incident uses documentation ranges (RFC 5737), which have no "
+                "location: an honest blank, not a guess.",
+                table=context.drop(columns=[c for c in ("ip",) if c in context.columns]),
+                query=text,
+            )
+        results = ti.lookup(
+            values,
+            providers,
+            settings={"local_feeds": {"paths": [str(p) for p in intel]}},
+            config=hb_config.Config(),
+            cache=False,
+            progress=False,
+        )
+        verdicts = ti.rollup(results)
+        flagged = verdicts[verdicts["flagged_by"] != ""]
+        if not flagged.empty:
+            found["ti_flagged"] = flagged["ioc"].tolist()
+        self.section(
+            "15. Threat intelligence verdicts",
+            text=f"{len(values)} IoCs (external addresses, the attacker's domain, the download URL and the "
+            f"decoded command's IoCs) looked up in the team's offline feeds ({', '.join(p.name for p in intel)}) "
+            f"and the iporigin classification; {len(flagged)} are flagged. In a notebook the same flow is "
+            "hb.pivots(hb.IpAddress(ip)) -> .whois() -> .geoip() -> .ti().",
+            table=verdicts,
+        )
+        self.section(
+            "Every provider's answer",
+            table=results[results["status"] != "unsupported"].drop(columns="raw"),
+        )
+
+
 _FACTS = {  # findings key -> label in the report's summary
     "attacker_ip": "Attacker IP",
     "attacker_domain": "Attacker domain",
@@ -1454,6 +1615,7 @@ _FACTS = {  # findings key -> label in the report's summary
     "rare_commands": "Rare commands surfaced",
     "decoded_iocs": "IoCs in the decoded command",
     "sigma_rules_hit": "Sigma rules that fired",
+    "ti_flagged": "Flagged by threat intelligence",
 }
 
 
@@ -1468,7 +1630,7 @@ def run(
 ) -> Path:
     """Generate the incident, ingest it, hunt it with the catalogue queries and write the report.
 
-    Writes ``out_dir/data`` (:func:`generate`), ``out_dir/store`` (a LocalStore, rebuilt on every run),
+    Writes ``out_dir/data`` (:func:`generate`, and :func:`write_intel` in ``data/intel``), ``out_dir/store`` (a LocalStore, rebuilt on every run),
     ``out_dir/report.html``, ``out_dir/report.md`` and ``out_dir/findings.json`` (what the hunt found,
     from the data alone: compare it with ``data/truth.json``). ``progress`` is passed to ingest; ``log``
     gets one line per step. Returns the HTML report's path.
@@ -1501,6 +1663,7 @@ def run(
     if logon:
         hunt.processes(logon["victim_host"], logon["logon_id"])
     hunt.analyse(logon["victim_host"] if logon else None, logon["logon_id"] if logon else None)
+    hunt.enrich(write_intel(data / "intel"))
 
     found = hunt.findings
     last_day = (START + timedelta(days=days - 1)).date()

@@ -14,6 +14,7 @@ them all, or a subclass to handle one kind::
     │   ├── ParameterError       a parameter is missing or has a bad value
     │   └── QueryTimeoutError    the query ran past its timeout and was cancelled
     ├── DriverError          a data source failed (connection, authentication, server error)
+    ├── ServiceError         an online service (TI provider, RDAP ...) failed: timeout, HTTP error ...
     └── DataError            a DataFrame given to an analysis lacks a column or has unusable values
 
 Errors carry ``where`` (the file, row, field or query concerned) and ``hint`` (what to do),
@@ -35,6 +36,7 @@ __all__ = [
     "QueryError",
     "QueryNotFoundError",
     "QueryTimeoutError",
+    "ServiceError",
     "StoreError",
 ]
 
@@ -104,6 +106,27 @@ class QueryTimeoutError(QueryError, TimeoutError):
 
 class DriverError(HuntbookError):
     """A data source failed: connection, authentication or a server-side error."""
+
+
+class ServiceError(HuntbookError):
+    """An online service failed: ``kind`` is ``timeout``, ``connection``, ``auth``, ``rate_limited``,
+    ``http``, ``malformed`` or ``too_large``; ``status`` is the HTTP status when there was one.
+
+    Messages never hold credentials: the HTTP stack scrubs every secret value it has used.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "http",
+        status: int | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.status = status
+        super().__init__(message, where=where, hint=hint)
 
 
 class DataError(HuntbookError, ValueError):
