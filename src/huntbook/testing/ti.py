@@ -21,15 +21,16 @@ the API key never appears in results, errors, logs or the cache file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from huntbook.http import ResponseCache
-from huntbook.testing.loopback import App, LoopbackServer
+from huntbook.testing.loopback import LoopbackRequest, LoopbackServer
 from huntbook.ti.base import HttpProvider, Result
 
 __all__ = ["CANARY_KEY", "TIProviderContract"]
@@ -45,11 +46,24 @@ _FAST: dict[str, Any] = {
 }
 
 
+def _sent_credentials(request: LoopbackRequest) -> str:
+    """Headers and text of a request, with HTTP basic credentials decoded."""
+    import base64
+    import binascii
+
+    text = str(request.headers) + request.text
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    if scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, ValueError):
+            text += base64.b64decode(token).decode("utf-8", "replace")
+    return text
+
+
 class TIProviderContract:
     """Shared tests for an :class:`~huntbook.ti.base.HttpProvider` against its loopback app."""
 
     provider: ClassVar[type[HttpProvider]]
-    app: ClassVar[Callable[[str], App]]
+    app: ClassVar[Any]  # staticmethod(make_app): make_app(key) -> the loopback app
     known: ClassVar[Mapping[str, tuple[str, str]]] = {}
     unknown: ClassVar[Mapping[str, str]] = {}
     extra_settings: ClassVar[Mapping[str, Any]] = {}
@@ -205,7 +219,7 @@ class TIProviderContract:
         finally:
             provider.close()
             cache.close()
-        assert any(CANARY_KEY in str(req.headers) + req.text for req in server.requests), "key was never sent"
+        assert any(CANARY_KEY in _sent_credentials(req) for req in server.requests), "key was never sent"
         outputs += [record.getMessage() for record in caplog.records]
         outputs.append(repr(provider))
         leaked = [text for text in outputs if CANARY_KEY in text]

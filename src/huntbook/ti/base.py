@@ -321,6 +321,8 @@ class HttpProvider(Provider):
         except ServiceError as exc:
             status = "rate_limited" if exc.kind == "rate_limited" else "error"
             return self.result(ioc, ioc_type, status, summary=redact(str(exc)))
+        except ConfigError as exc:  # a key reference that does not resolve (env var unset, no keyring entry)
+            return self.result(ioc, ioc_type, "no_key", summary=redact(str(exc)))
         except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
             return self.result(
                 ioc, ioc_type, "error", summary=f"unexpected answer shape ({exc.__class__.__name__})"
