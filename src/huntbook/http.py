@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -211,6 +212,7 @@ class Answer:
     url: str = ""
     cached: bool = False
     attempts: int = 1
+    cache_key: str | None = None  # set by ``request(defer_cache=True)``: store it with ``remember``
 
     @property
     def text(self) -> str:
@@ -465,6 +467,7 @@ class HttpClient:
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         use_cache: bool = True,
+        defer_cache: bool = False,
         ok_statuses: Iterable[int] = (200,),
     ) -> Answer:
         """Send a request and return its :class:`Answer`.
@@ -472,6 +475,8 @@ class HttpClient:
         Statuses in ``ok_statuses`` and 404 are answers; anything else raises :class:`ServiceError`
         with ``kind`` ``auth`` (401/403), ``rate_limited`` (429 after the retries), ``http`` (other
         statuses), ``timeout``, ``connection`` or ``too_large``, and the status when there was one.
+        With ``defer_cache``, a fresh answer is not stored: the caller checks it (a 200 can still be an
+        error in the body) and stores it with :meth:`remember`.
         """
         url = self.url(path)
         query = dict(params or {})
@@ -493,13 +498,16 @@ class HttpClient:
         if self.auth is not None:
             self.auth.apply(send_headers, query)
         answer = self._send_with_retries(method, url, query, body, send_headers, frozenset(ok_statuses))
-        if (
-            key is not None
-            and self.cache is not None
-            and (answer.status in ok_statuses or answer.status == 404)
-        ):
+        if key is not None and defer_cache:
+            return dataclasses.replace(answer, cache_key=key)
+        if key is not None and self.cache is not None:
             self.cache.put(key, self.service, answer)
         return answer
+
+    def remember(self, answer: Answer) -> None:
+        """Store an answer got with ``defer_cache=True`` (once the caller found it sound)."""
+        if self.cache is not None and answer.cache_key is not None and not answer.cached:
+            self.cache.put(answer.cache_key, self.service, answer)
 
     # -- internals -------------------------------------------------------------------------------------
     def _send_with_retries(

@@ -30,7 +30,7 @@ none is configured). Severities: ``info``, ``low``, ``medium``, ``high``; set fo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -49,13 +49,32 @@ __all__ = [
     "Request",
     "Result",
     "Verdict",
+    "counted",
     "severity_rank",
+    "tags_text",
 ]
 
 STATUSES = ("ok", "not_found", "error", "rate_limited", "unsupported", "no_key")
 SEVERITIES = ("info", "low", "medium", "high")
 RESULT_COLUMNS = ["provider", "ioc", "ioc_type", "status", "severity", "summary", "reference", "raw"]
 _RAW_LIMIT = 64 * 1024
+
+
+_MAX_TAGS = 5
+
+
+def counted(number: int, noun: str) -> str:
+    """``"1 URL"``, ``"3 URLs"`` (for providers' summaries)."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def tags_text(tags: Iterable[Any] | None, label: str = "tags") -> str:
+    """``"; tags: a, b"`` for the first distinct tags (and how many more), or ``""`` (for summaries)."""
+    unique = list(dict.fromkeys(str(tag) for tag in tags or () if tag))
+    if not unique:
+        return ""
+    more = f" (+{len(unique) - _MAX_TAGS})" if len(unique) > _MAX_TAGS else ""
+    return f"; {label}: {', '.join(unique[:_MAX_TAGS])}{more}"
 
 
 def severity_rank(severity: str | None) -> int:
@@ -280,8 +299,12 @@ class HttpProvider(Provider):
         return self._client
 
     def reference_for(self, ioc: str, ioc_type: str) -> str:
-        """A link for a person to read more (the ``reference`` template)."""
-        return self.reference.format(ioc=quote(ioc, safe=""), ioc_type=ioc_type) if self.reference else ""
+        """A link for a person to read more: the ``reference`` template with ``{ioc}``, ``{ioc_type}``
+        and ``{base_url}`` (the configured one) filled in."""
+        if not self.reference:
+            return ""
+        base = str(self.settings.get("base_url") or self.base_url).rstrip("/")
+        return self.reference.format(ioc=quote(ioc, safe=""), ioc_type=ioc_type, base_url=base)
 
     def lookup(self, ioc: str, ioc_type: str) -> Result:
         """Look one IoC up; every failure becomes a status, never an exception."""
@@ -302,8 +325,10 @@ class HttpProvider(Provider):
                 params=request.params,
                 json_body=request.json,
                 data=request.data,
+                defer_cache=True,
             )
             if answer.status in self.not_found_statuses:
+                self.client.remember(answer)
                 return self.result(
                     ioc, ioc_type, "not_found", severity="info", summary="not known to the provider"
                 )
@@ -318,6 +343,7 @@ class HttpProvider(Provider):
                     raw=_raw_text(answer.text[:2000]),
                 )
             verdict = self.parse(ioc, ioc_type, data)
+            self.client.remember(answer)  # only answers that parsed are cached
         except ServiceError as exc:
             status = "rate_limited" if exc.kind == "rate_limited" else "error"
             return self.result(ioc, ioc_type, status, summary=redact(str(exc)))
