@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huntbook import config as hb_config
-from huntbook.entities import infer
 from huntbook.errors import DataError, MissingExtraError, PluginError
 from huntbook.http import ResponseCache
 from huntbook.iocs import refang
@@ -41,6 +40,7 @@ from huntbook.ti.base import (
     Verdict,
     severity_rank,
 )
+from huntbook.ti.values import maybe_defanged, normalise
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +69,6 @@ __all__ = [
 TI_TYPES = ("ipv4", "ipv6", "dns", "url", "email", "md5", "sha1", "sha256")
 ROLLUP_COLUMNS = ["ioc", "ioc_type", "severity", "flagged_by", "providers_ok", "providers_failed", "summary"]
 _GROUP = "huntbook.ti"
-_ENTITY_TYPES = {"Dns": "dns", "Url": "url", "Email": "email"}
 
 
 def classify(value: str) -> str | None:
@@ -80,15 +79,9 @@ def classify(value: str) -> str | None:
     >>> classify("hxxp://evil[.]example/a"), classify("203.0.113.9"), classify("evil.example")
     ('url', 'ipv4', 'dns')
     """
-    entity = infer(refang(str(value)).strip())
-    if entity is None:
-        return None
-    kind = type(entity).__name__
-    if kind == "IpAddress":
-        return f"ipv{entity.version}"  # type: ignore[attr-defined]
-    if kind == "FileHash":
-        return str(entity.algorithm)  # type: ignore[attr-defined]
-    return _ENTITY_TYPES.get(kind)
+    text = str(value).strip()
+    found = normalise(refang(text).strip() if maybe_defanged(text) else text)
+    return found[0] if found is not None and found[0] in TI_TYPES else None
 
 
 def get_provider(
@@ -176,7 +169,9 @@ def _items(
     for value, kind in zip(raw, kinds, strict=True):
         if value is None or (isinstance(value, float) and value != value):
             continue
-        text = refang(str(value)).strip()
+        text = str(value).strip()
+        if maybe_defanged(text):
+            text = refang(text).strip()
         if not text:
             continue
         found = str(kind) if kind else classify(text)

@@ -79,14 +79,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from huntbook.errors import ConfigError
 from huntbook.iocs import refang
+from huntbook.ti import TI_TYPES
 from huntbook.ti.base import SEVERITIES, Provider, Result, _raw_text, severity_rank
+from huntbook.ti.values import canonical as _canonical
+from huntbook.ti.values import maybe_defanged as _maybe_defanged
+from huntbook.ti.values import normalise as _normalise
 
 if TYPE_CHECKING:
     from huntbook.http import ResponseCache
 
 __all__ = ["FeedError", "FeedFile", "FeedWarning", "LocalFeeds"]
 
-_TI_TYPES = ("ipv4", "ipv6", "dns", "url", "email", "md5", "sha1", "sha256")
 _GROUPS = {
     "ipv4": "ip",
     "ipv6": "ip",
@@ -98,14 +101,10 @@ _GROUPS = {
     "sha1": "hash",
     "sha256": "hash",
 }
-_HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
-_HEX_DIGITS = "0123456789abcdefABCDEF"
+_PREFIXES = {kind: f"{group}:" for kind, group in _GROUPS.items()}
 _FEED_SUFFIXES = frozenset(".csv .tsv .txt .lst .list .ioc .iocs .json .stix .misp".split())
 _NO_FEEDS = "no feeds configured (providers.local_feeds.paths)"
-_DOMAIN = re.compile(r"(?:[\w-]{1,63}\.)+[\w-]{1,63}")
 _HOSTS_FILE_SINKS = frozenset(("0.0.0.0", "127.0.0.1", "::", "::1"))  # noqa: S104 - blocklist lines, no binding
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 _IPV4_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")  # ThreatFox's ip:port
 
 # CSV columns, case-insensitive; the first one present wins
@@ -201,82 +200,6 @@ class FeedFile:
 
 
 # ----------------------------------------------------------------------------------------------- values
-
-
-def _is_hex(text: str) -> bool:
-    return bool(text) and not text.strip(_HEX_DIGITS)
-
-
-def _maybe_defanged(text: str) -> bool:
-    """False when ``text`` surely holds no defanged form (each has a bracket or ``xp``: ``[.]``, ``hxxp``)."""
-    return "[" in text or "(" in text or "{" in text or "xp" in text.lower()
-
-
-def _normalise(text: str) -> tuple[str, str] | None:
-    """A bare (refanged) value's type (a TI type or ``cidr``) and normalised form, or None."""
-    if not text or " " in text or "\t" in text:
-        return None
-    if text[0].isdigit() and _IPV4.fullmatch(text):
-        return "ipv4", text
-    if "://" in text:
-        url = _canonical("url", text)
-        return None if url is None else ("url", url)
-    if "@" in text:
-        address = _canonical("email", text)
-        return None if address is None else ("email", address)
-    kind = _HASH_LENGTHS.get(len(text))
-    if kind is not None and _is_hex(text):
-        return kind, text.lower()
-    if "/" in text:
-        try:
-            network = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            return None
-        if network.prefixlen == network.max_prefixlen:  # a single address
-            return f"ipv{network.version}", network.network_address.compressed
-        return "cidr", network.compressed
-    if ":" in text:
-        try:
-            ip = ipaddress.ip_address(text.strip("[]"))
-        except ValueError:
-            return None
-        return f"ipv{ip.version}", ip.compressed
-    if text.replace(".", "").isdigit():  # digits and dots, yet no address
-        return None
-    domain = _canonical("dns", text)
-    return None if domain is None else ("dns", domain)
-
-
-def _canonical(kind: str, text: str) -> str | None:
-    """``text`` normalised as a ``kind`` value (as :mod:`huntbook.entities` does), or None if not one."""
-    text = text.strip()
-    if kind == "ipv4" and _IPV4.fullmatch(text):
-        return text
-    if kind in ("ipv4", "ipv6"):
-        try:
-            return ipaddress.ip_address(text.strip("[]")).compressed
-        except ValueError:
-            return None
-    if kind == "dns":
-        domain = text.lower().rstrip(".")
-        return domain if len(domain) <= 253 and _DOMAIN.fullmatch(domain) else None
-    if kind == "url":
-        scheme, sep, rest = text.partition("://")
-        if not sep or not scheme or not rest:
-            return None
-        cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-        tail = rest[cut:]
-        if not tail.startswith("/"):
-            tail = "/" + tail
-        return f"{scheme.lower()}://{rest[:cut].lower()}{tail}"
-    if kind == "email":
-        address = text.lower()
-        user, at, domain = address.rpartition("@")
-        return address if at and user and "." in domain else None
-    if kind in ("md5", "sha1", "sha256"):
-        digest = text.lower()
-        return digest if _HASH_LENGTHS.get(len(digest)) == kind and _is_hex(digest) else None
-    return None
 
 
 def _severity_word(value: Any) -> str | None:
@@ -776,11 +699,11 @@ def _pattern_values(pattern: str) -> tuple[list[tuple[str | None, str]], bool]:
 
 
 class _Index:
-    """Entries by normalised key, CIDR blocks by (version, prefix length) and network number."""
+    """Entries by ``group:value`` key, CIDR blocks by IP version, prefix length and network number."""
 
     def __init__(self, entries: Iterable[_Entry]) -> None:
         self.exact: dict[str, list[_Entry]] = {}
-        self.networks: dict[tuple[int, int], dict[int, list[_Entry]]] = {}
+        networks: dict[tuple[int, int], dict[int, list[_Entry]]] = {}
         self.size = 0
         exact = self.exact
         for entry in entries:
@@ -788,44 +711,53 @@ class _Index:
             if entry.kind == "cidr":
                 network = ipaddress.ip_network(entry.value)
                 bits = network.max_prefixlen - network.prefixlen
-                by_prefix = self.networks.setdefault((network.version, network.prefixlen), {})
+                by_prefix = networks.setdefault((network.version, network.prefixlen), {})
                 by_prefix.setdefault(int(network.network_address) >> bits, []).append(entry)
                 continue
-            key = f"{_GROUPS[entry.kind]}:{entry.value}"
+            key = _PREFIXES[entry.kind] + entry.value
             same = exact.get(key)
             if same is None:
                 exact[key] = [entry]
             else:
                 same.append(entry)
-        self.prefixes = sorted(self.networks, key=lambda item: -item[1])
+        # per IP version: (bits to shift away, {network number: entries}), longest prefix first
+        self.blocks: dict[int, list[tuple[int, dict[int, list[_Entry]]]]] = {
+            version: [
+                ((32 if version == 4 else 128) - prefix, networks[(version, prefix)])
+                for prefix in sorted((p for v, p in networks if v == version), reverse=True)
+            ]
+            for version in (4, 6)
+        }
 
     def match(self, kind: str, value: str, subdomains: bool) -> list[tuple[_Entry, str]]:
         """The entries ``value`` (normalised, of ``kind``) hits, with how (``""`` for an exact hit)."""
         exact = self.exact
-        found = exact.get(f"{_GROUPS[kind]}:{value}")
+        found = exact.get(_PREFIXES[kind] + value)
         hits = [(entry, "") for entry in found] if found else []
-        if kind == "dns" and subdomains:
+        if kind == "dns":
+            if not subdomains:
+                return hits
             dot = value.find(".")
             while dot >= 0:
                 following = value.find(".", dot + 1)
                 if following < 0:  # only the top-level domain is left
                     break
-                parent = value[dot + 1 :]
-                above = exact.get(f"dns:{parent}")
+                above = exact.get("dns:" + value[dot + 1 :])
                 if above:
-                    hits.extend((entry, f"parent domain {parent}") for entry in above)
+                    hits.extend((entry, f"parent domain {value[dot + 1 :]}") for entry in above)
                 dot = following
-        elif self.networks and kind in ("ipv4", "ipv6"):
-            if kind == "ipv4":
-                version, number = 4, int.from_bytes(socket.inet_aton(value), "big")
-            else:
-                version, number = 6, int(ipaddress.IPv6Address(value))
-            width = 32 if version == 4 else 128
-            for net_version, prefix in self.prefixes:
-                if net_version == version:
-                    block = self.networks[(net_version, prefix)].get(number >> (width - prefix))
-                    if block:
-                        hits.extend((entry, f"in {entry.value}") for entry in block)
+        elif kind == "ipv4" and self.blocks[4]:
+            number = int.from_bytes(socket.inet_aton(value), "big")
+            for shift, table in self.blocks[4]:
+                block = table.get(number >> shift)
+                if block:
+                    hits.extend((entry, f"in {entry.value}") for entry in block)
+        elif kind == "ipv6" and self.blocks[6]:
+            number = int(ipaddress.IPv6Address(value))
+            for shift, table in self.blocks[6]:
+                block = table.get(number >> shift)
+                if block:
+                    hits.extend((entry, f"in {entry.value}") for entry in block)
         return hits
 
 
@@ -837,7 +769,7 @@ class LocalFeeds(Provider):
 
     name: ClassVar[str] = "local_feeds"
     description: ClassVar[str] = "local indicator files (CSV/TSV, lists, STIX 2.1, MISP exports), offline"
-    ioc_types: ClassVar[tuple[str, ...]] = _TI_TYPES
+    ioc_types: ClassVar[tuple[str, ...]] = TI_TYPES
     online: ClassVar[bool] = False
     default: ClassVar[bool] = True
 
@@ -904,7 +836,7 @@ class LocalFeeds(Provider):
 
     def _fail(self, error: FeedError) -> None:
         self.feed_errors.append(error)
-        warnings.warn(f"local_feeds: skipped {error.path}: {error.reason}", FeedWarning, stacklevel=4)
+        warnings.warn(f"local_feeds: skipped {error.path}: {error.reason}", FeedWarning, stacklevel=5)
 
     def _files(self) -> Iterator[Path | FeedError]:
         for path in self.paths:
@@ -930,7 +862,7 @@ class LocalFeeds(Provider):
         if not self.paths:
             return [
                 self.result(ioc, kind, "not_found", severity="info", summary=_NO_FEEDS)
-                if kind in _TI_TYPES
+                if kind in TI_TYPES
                 else self._unsupported(ioc, kind)
                 for ioc, kind in items
             ]
@@ -940,7 +872,7 @@ class LocalFeeds(Provider):
             reason = f"no feed could be read ({len(self.feed_errors)} skipped; {first.path}: {first.reason})"
             return [
                 self.result(ioc, kind, "error", summary=reason)
-                if kind in _TI_TYPES
+                if kind in TI_TYPES
                 else self._unsupported(ioc, kind)
                 for ioc, kind in items
             ]
@@ -948,7 +880,7 @@ class LocalFeeds(Provider):
         out: list[Result] = []
         append = out.append
         for ioc, kind in items:
-            if kind not in _TI_TYPES:
+            if kind not in TI_TYPES:
                 append(self._unsupported(ioc, kind))
                 continue
             text = str(ioc).strip()
