@@ -39,6 +39,7 @@ PACKAGED = {
         "process_children",
         "rare_processes",
         "processes_by_hash",
+        "url_command_lines",
     },
     "authentication": {
         "account_logons",

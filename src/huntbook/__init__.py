@@ -79,6 +79,9 @@ _SUBMODULES = {
     "api",
     "pivoting",
     "http",
+    "vis",
+    "notebook",
+    "testing",
 }
 # names that do not need pandas: loading them does not register the ``df.hb`` accessor
 _LIGHT = {
@@ -122,6 +125,7 @@ if TYPE_CHECKING:
         store,
         ti,
         timeseries,
+        vis,
     )
     from huntbook.api import pivot_function, pivots
     from huntbook.entities import (
@@ -168,9 +172,21 @@ def __getattr__(name: str) -> object:
     else:
         raise AttributeError(f"module 'huntbook' has no attribute {name!r}")
     globals()[name] = value
-    if name not in _LIGHT:
+    if name not in _LIGHT and not _initializing():
         importlib.import_module("huntbook.accessor")  # df.hb, wherever DataFrames come from
     return value
+
+
+def _initializing() -> bool:
+    """True while a huntbook module is being imported (then registering df.hb waits for a later name:
+    the accessor imports modules that may be the ones half-imported)."""
+    import sys
+
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.startswith("huntbook.")
+    )
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,4 @@
-"""Progress bars (tqdm): shown on a terminal by default, never in logs or CI output."""
+"""Progress bars (tqdm): shown on a terminal and in Jupyter by default, never in logs or CI output."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 
 def progress_bar(progress: bool | None, **kwargs: Any) -> Any:
-    """A tqdm bar; ``progress=None`` shows it only when stderr is a terminal."""
+    """A tqdm bar (a widget in Jupyter); ``progress=None`` shows it on a terminal or in a Jupyter kernel."""
     from tqdm.auto import tqdm
 
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    shown = sys.stderr.isatty() or "ipykernel" in sys.modules
+    disable = (not shown) if progress is None else not progress
     return tqdm(disable=disable, leave=False, dynamic_ncols=True, **kwargs)

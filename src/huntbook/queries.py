@@ -180,9 +180,12 @@ def parse_time(value: Any, now: datetime | None = None, *, name: str = "time") -
     Accepts ``datetime``/``pandas.Timestamp`` (naive = UTC), ``date``, ISO strings, ``now``,
     ``today``, ``yesterday``, offsets ``-2d``, ``-30m``, ``-1h``, ``-1w``, ``+1d``, ``now-2d``,
     ``today-1d`` and numbers (an offset in days, as in MSTICPy: ``-1`` is one day ago).
-    ``name`` is the parameter named in error messages.
+    ``name`` is the parameter named in error messages. An object with a ``huntbook_time(name)`` method
+    (the notebook's ``QueryTime`` widget) gives its time for that parameter.
     """
     now = _to_utc(now) if now is not None else datetime.now(UTC)
+    if callable(getattr(value, "huntbook_time", None)):
+        value = value.huntbook_time(name)
     if isinstance(value, datetime):
         return _to_utc(value)
     if isinstance(value, date):

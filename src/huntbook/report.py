@@ -1,17 +1,27 @@
 """Self-contained HTML and Markdown reports.
 
 A :class:`Report` is a title and a list of :class:`Section` objects; a section is a title and a list of
-blocks (:class:`Text`, :class:`Facts`, :class:`Table`, :class:`Query`). Each block renders itself to HTML
-and to Markdown, so new kinds of content (charts, process trees) are new :class:`Block` classes::
+blocks (:class:`Text`, :class:`Facts`, :class:`Table`, :class:`Query`, :class:`Chart`, :class:`Entities`,
+:class:`Attack`, :class:`Notes`). Each block renders itself to HTML and to Markdown::
 
     report = Report("Case 42", subtitle="SRV01, 2026-10-05 .. 2026-10-12")
     report.add("Logons from 203.0.113.66", text="...", table=df, query=sql, facts={"Account": "jsmith"})
     report.save("case-42.html")  # or .md
 
-The HTML is one file with inline CSS and a tiny inline sort script, no external resource, and a
-Content-Security-Policy that allows exactly that script: it opens offline and nothing from the data can
-run. Every value from the data (titles, cells, column names, queries, facts) is HTML-escaped; the
-Markdown escapes ``|``, newlines, HTML and Markdown syntax in the same places.
+Hunts that produce :class:`Finding` objects (a title, a severity, a summary, tables with the queries
+that produced them, charts, entities, ATT&CK techniques, notes) report them in one call::
+
+    findings = Findings()
+    findings.add("Password spray", severity="high", techniques=["T1110.003"]).add_table(spray, query=sql)
+    Report.from_findings(findings, "Case 42").save("case-42.html")
+
+The HTML is one file with inline CSS and inline scripts (the table pager/sorter, and the BokehJS code of
+charts), no external resource, and a Content-Security-Policy that allows exactly those scripts by their
+sha256 hashes (BokehJS needs no ``'unsafe-eval'``; only a chart with ``CustomJS`` or WebGL adds it): it
+opens offline and nothing from the data can run. Every value from the data (titles,
+cells, column names, queries, facts, entity fields) is HTML-escaped and stays in the page as text; the
+table script moves existing rows and writes only ``textContent``. The Markdown escapes ``|``, newlines,
+HTML and Markdown syntax in the same places.
 """
 
 from __future__ import annotations
@@ -21,32 +31,54 @@ import hashlib
 import html
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from huntbook._types import PathLike
+from huntbook.entities import Entity
+from huntbook.errors import DataError, HuntbookError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
+    "PAGE_ROWS",
+    "SEVERITIES",
+    "SEVERITY_COLOURS",
+    "Attack",
     "Block",
+    "Chart",
+    "ChartEmbed",
+    "Entities",
+    "Evidence",
     "Facts",
+    "Finding",
+    "Findings",
+    "Notes",
     "Query",
     "Report",
     "Section",
     "Table",
     "Text",
+    "build",
     "cell_text",
     "esc",
     "md_esc",
 ]
 
-DEFAULT_MAX_ROWS = 200
+#: Rows of one table written into a report; beyond that the caption says how many were left out.
+DEFAULT_MAX_ROWS = 10_000
+#: Rows per page of a table in the HTML report (the pager and filter box appear above that).
+PAGE_ROWS = 50
+#: Severity of a finding, lowest first: the scale of TI verdicts (``huntbook.ti.SEVERITIES``).
+SEVERITIES = ("info", "low", "medium", "high")
+#: Background colour of each severity's badge (white text on it), in the report and the notebook.
+SEVERITY_COLOURS = {"info": "#59636e", "low": "#1a7f37", "medium": "#9a6700", "high": "#cf222e"}
 
 # ---------------------------------------------------------------------------------------------------------
 # Single values
@@ -100,15 +132,119 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _check_severity(severity: str, where: str) -> str:
+    level = severity.strip().lower()
+    if level not in SEVERITIES:
+        raise DataError(
+            f"unknown severity {severity!r}", where=where, hint=f"use one of {', '.join(SEVERITIES)}"
+        )
+    return level
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables of rows (shared by Table, Entities, Attack and the findings overview)
+
+_TABLE_SCRIPT = (
+    "(function(){var PAGE=" + str(PAGE_ROWS) + ",coll=new Intl.Collator(undefined,{numeric:true});"
+    "function num(n){return n.toLocaleString('en-US');}"
+    "function make(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;"
+    "if(text)e.textContent=text;return e;}"
+    "document.querySelectorAll('table.sortable').forEach(function(table){"
+    "var body=table.tBodies[0];if(!body)return;"
+    "var rows=Array.prototype.slice.call(body.rows),rest=body.querySelector('template');"
+    "if(rest){rows=rows.concat(Array.prototype.slice.call(rest.content.children));rest.remove();}"
+    "var all=rows.length,shown=rows,page=0,bar=null,box,prev,next,info,"
+    "low=new Map(rows.map(function(r){return [r,r.textContent.toLowerCase()];}));"
+    "function draw(){if(!bar){body.replaceChildren.apply(body,rows);return;}"
+    "var pages=Math.max(1,Math.ceil(shown.length/PAGE));page=Math.max(0,Math.min(page,pages-1));"
+    "var first=page*PAGE,last=Math.min(first+PAGE,shown.length);"
+    "body.replaceChildren.apply(body,shown.slice(first,last));"
+    "info.textContent=shown.length?'rows '+num(first+1)+'\\u2013'+num(last)+' of '+num(shown.length)"
+    "+(shown.length<all?' matching (of '+num(all)+')':''):'no matching rows';"
+    "prev.disabled=page===0;next.disabled=page>=pages-1;}"
+    "function filter(){var q=box.value.toLowerCase();"
+    "shown=q?rows.filter(function(r){return low.get(r).indexOf(q)>=0;}):rows;draw();}"
+    "if(all>PAGE){bar=make('div','pager');box=make('input','filter');box.type='search';"
+    "box.placeholder='filter rows';box.setAttribute('aria-label','filter rows');"
+    "prev=make('button','prev','\\u2039 prev');next=make('button','next','next \\u203a');"
+    "prev.type=next.type='button';info=make('span','pageinfo');"
+    "box.addEventListener('input',function(){page=0;filter();});"
+    "prev.addEventListener('click',function(){page--;draw();});"
+    "next.addEventListener('click',function(){page++;draw();});"
+    "bar.append(box,prev,info,next);var at=table.closest('.scroll')||table;"
+    "at.parentNode.insertBefore(bar,at);"
+    "draw();}"
+    "var heads=table.querySelectorAll('thead th');heads.forEach(function(th,i){"
+    "th.addEventListener('click',function(){var dir=th.dataset.dir==='asc'?'desc':'asc';"
+    "heads.forEach(function(h){delete h.dataset.dir;});th.dataset.dir=dir;"
+    "var keyed=rows.map(function(r,k){var c=r.cells[i],s=c?c.textContent:'',t=s.trim();"
+    "return {r:r,s:s,n:t===''?NaN:Number(t),k:k};});"
+    "keyed.sort(function(a,b){var x=!isNaN(a.n),y=!isNaN(b.n),"
+    "c=x&&y?a.n-b.n:x!==y?(x?-1:1):coll.compare(a.s,b.s);"
+    "return (dir==='asc'?c:-c)||a.k-b.k;});"
+    "rows=keyed.map(function(e){return e.r;});if(bar)filter();else draw();});});});})();"
+)
+
+
+def _rows_caption(shown: int, total: int) -> str:
+    if total == 0:
+        return "no rows"
+    if shown == total:
+        return _plural(total, "row")
+    return f"showing {shown:,} of {total:,} rows ({total - shown:,} left out)"
+
+
+def _grid_html(
+    columns: Sequence[object], rows: Sequence[Sequence[object]], caption: str, title: str | None = None
+) -> str:
+    heading = f"<h3>{esc(title)}</h3>" if title else ""
+    caption_html = f'<p class="rows">{esc(caption)}</p>'
+    if not columns:
+        return heading + caption_html
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    lines = ["<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows]
+    body = "".join(lines[:PAGE_ROWS])
+    if len(lines) > PAGE_ROWS:  # the other pages: parsed but not laid out until the pager shows them
+        body += "<template>" + "".join(lines[PAGE_ROWS:]) + "</template>"
+    return (
+        f'{heading}{caption_html}<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _grid_markdown(
+    columns: Sequence[object], rows: Sequence[Sequence[object]], caption: str, title: str | None = None
+) -> str:
+    heading = f"### {md_esc(_one_line(title))}\n\n" if title else ""
+    caption = md_esc(_one_line(caption))
+    if not columns:
+        return f"{heading}_{caption}_"
+    lines = [
+        "| " + " | ".join(md_esc(c) for c in columns) + " |",
+        "|" + "|".join(" --- " for _ in columns) + "|",
+        *("| " + " | ".join(md_esc(v) for v in row) + " |" for row in rows),
+    ]
+    return f"{heading}_{caption}_\n\n" + "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Blocks
 
 
 class Block(ABC):
-    """One piece of a section. ``scripts``: inline scripts the block needs (each is included once and
-    allowed by hash in the page's Content-Security-Policy)."""
+    """One piece of a section. ``scripts``: inline scripts every block of this class needs; a block whose
+    scripts depend on its content overrides :meth:`page_scripts`. Each script is included once and allowed
+    by its hash in the page's Content-Security-Policy."""
 
     scripts: ClassVar[tuple[str, ...]] = ()
+
+    def page_scripts(self) -> tuple[str, ...]:
+        """The inline scripts this block needs in the page, in order."""
+        return self.scripts
 
     @abstractmethod
     def to_html(self) -> str:
@@ -132,6 +268,23 @@ class Text(Block):
 
     def to_markdown(self) -> str:
         return "\n\n".join(md_esc(_one_line(p), block=True) for p in _paragraphs(self.text))
+
+
+@dataclass
+class Notes(Block):
+    """A bulleted list of free notes (plain text)."""
+
+    notes: Sequence[str]
+
+    def to_html(self) -> str:
+        items = "".join(
+            "<li>" + "<br>".join(esc(line) for line in str(note).strip().splitlines()) + "</li>"
+            for note in self.notes
+        )
+        return f'<ul class="notes">{items}</ul>'
+
+    def to_markdown(self) -> str:
+        return "\n".join(f"- {md_esc(_one_line(str(note)))}" for note in self.notes)
 
 
 @dataclass
@@ -168,27 +321,17 @@ class Query(Block):
         )
 
 
-_SORT_SCRIPT = (
-    "document.querySelectorAll('table.sortable th').forEach(function(th){"
-    "th.addEventListener('click',function(){"
-    "var t=th.closest('table'),b=t.tBodies[0],i=Array.prototype.indexOf.call(th.parentNode.children,th),"
-    "d=th.dataset.dir==='asc'?'desc':'asc';th.dataset.dir=d;"
-    "var r=Array.prototype.slice.call(b.rows);"
-    "r.sort(function(x,y){var p=x.cells[i].textContent,q=y.cells[i].textContent,"
-    "m=parseFloat(p),n=parseFloat(q),"
-    "c=(isFinite(p)&&isFinite(q)&&!isNaN(m)&&!isNaN(n))?m-n:p.localeCompare(q);return d==='asc'?c:-c;});"
-    "r.forEach(function(row){b.appendChild(row);});});});"
-)
-
-
 @dataclass
 class Table(Block):
-    """A DataFrame, capped at ``max_rows`` rows and saying so; click a column header to sort (HTML)."""
+    """A DataFrame, capped at ``max_rows`` rows and saying so. In HTML, more than :data:`PAGE_ROWS` rows
+    are paged with a filter box (the rows after the first page wait in a ``<template>``, so a big table
+    loads fast), and a click on a column header sorts; all of it works offline."""
 
     frame: pd.DataFrame
     max_rows: int = DEFAULT_MAX_ROWS
+    title: str | None = None
 
-    scripts: ClassVar[tuple[str, ...]] = (_SORT_SCRIPT,)
+    scripts: ClassVar[tuple[str, ...]] = (_TABLE_SCRIPT,)
 
     def _rows(self) -> tuple[list[str], list[tuple[object, ...]], int]:
         columns = [cell_text(c) for c in self.frame.columns]
@@ -197,36 +340,338 @@ class Table(Block):
 
     @staticmethod
     def caption(shown: int, total: int) -> str:
-        """``"12 rows"``, ``"showing 200 of 5,123 rows"`` or ``"no rows"``."""
-        if total == 0:
-            return "no rows"
-        if shown == total:
-            return f"{total:,} row{'' if total == 1 else 's'}"
-        return f"showing {shown:,} of {total:,} rows"
+        """``"12 rows"``, ``"showing 200 of 5,123 rows (4,923 left out)"`` or ``"no rows"``."""
+        return _rows_caption(shown, total)
 
     def to_html(self) -> str:
         columns, rows, total = self._rows()
-        caption = f'<p class="rows">{esc(self.caption(len(rows), total))}</p>'
-        if not columns:
-            return caption
-        head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
-        return (
-            f'{caption}<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>"
-        )
+        return _grid_html(columns, rows, self.caption(len(rows), total), self.title)
 
     def to_markdown(self) -> str:
         columns, rows, total = self._rows()
-        caption = f"_{self.caption(len(rows), total)}_"
-        if not columns:
-            return caption
-        lines = [
-            "| " + " | ".join(md_esc(c) for c in columns) + " |",
-            "|" + "|".join(" --- " for _ in columns) + "|",
-            *("| " + " | ".join(md_esc(v) for v in row) + " |" for row in rows),
+        return _grid_markdown(columns, rows, self.caption(len(rows), total), self.title)
+
+
+@runtime_checkable
+class ChartEmbed(Protocol):
+    """What :class:`Chart` embeds: a chart's root element and the raw JavaScript that draws it
+    (``huntbook.vis.embed(chart)`` returns one)."""
+
+    @property
+    def div(self) -> str: ...
+
+    @property
+    def scripts(self) -> Sequence[str]: ...
+
+
+_DIV_ATTRIBUTE = re.compile(r"id|class|style|data-[a-z0-9-]+")
+
+
+class _DivCheck(HTMLParser):
+    """Finds anything in a chart's root markup that is not an empty ``<div>`` with plain attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "div":
+            self.problems.append(f"<{tag}>")
+        self.problems += [f"attribute {name}" for name, _ in attrs if not _DIV_ATTRIBUTE.fullmatch(name)]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != "div":
+            self.problems.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.problems.append("text")
+
+    def handle_comment(self, data: str) -> None:
+        self.problems.append("a comment")
+
+    def unknown_decl(self, data: str) -> None:
+        self.problems.append("a declaration")
+
+
+@dataclass
+class Chart(Block):
+    """A chart: ``embed`` has ``.div`` (the chart's root element, empty ``<div>`` markup) and ``.scripts``
+    (raw JavaScript: the BokehJS library and the document's script); a Bokeh object is embedded with
+    ``huntbook.vis.embed``. The scripts are allowed by hash in the page's CSP; Markdown gets a note."""
+
+    embed: Any
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.embed, ChartEmbed):
+            from huntbook.vis import embed  # Bokeh is heavy: loaded only for a chart
+
+            self.embed = embed(self.embed)
+        check = _DivCheck()
+        check.feed(str(self.embed.div))
+        check.close()
+        if check.problems:
+            raise DataError(
+                f"a chart's div must be empty <div> markup, found {', '.join(check.problems[:3])}",
+                where=f"Chart({self.title!r}).div",
+                hint="pass the output of huntbook.vis.embed(chart)",
+            )
+
+    def page_scripts(self) -> tuple[str, ...]:
+        return tuple(str(s) for s in self.embed.scripts)
+
+    @property
+    def needs_eval(self) -> bool:
+        """The chart compiles JavaScript at run time (Bokeh ``CustomJS``, WebGL): its page must allow
+        ``'unsafe-eval'``. huntbook's own charts do not."""
+        return bool(getattr(self.embed, "needs_eval", False))
+
+    def to_html(self) -> str:
+        caption = f"<figcaption>{esc(self.title)}</figcaption>" if self.title else ""
+        return f'<figure class="chart">{caption}{self.embed.div}</figure>'
+
+    def to_markdown(self) -> str:
+        return f"_chart: {md_esc(_one_line(self.title or 'untitled'))} (see the HTML report)_"
+
+
+@dataclass
+class Entities(Block):
+    """Entities (``huntbook.entities`` objects) as a table: type, key and their fields."""
+
+    entities: Sequence[Entity]
+
+    _COLUMNS: ClassVar[tuple[str, ...]] = ("type", "key", "fields")
+    scripts: ClassVar[tuple[str, ...]] = (_TABLE_SCRIPT,)
+
+    def _rows(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for item in dict.fromkeys(self.entities):  # each entity once, in order
+            if not isinstance(item, Entity):
+                raise DataError(
+                    f"not an entity: {type(item).__name__}",
+                    where="Entities",
+                    hint="pass huntbook.entities objects (hb.IpAddress(...), Entity.from_frame(...))",
+                )
+            fields = "\n".join(
+                f"{name}: {value.key if isinstance(value, Entity) else cell_text(value)}"
+                for name, value in item.as_dict().items()
+                if not _missing(value)
+            )
+            rows.append((item.entity_type, item.key, fields))
+        return rows
+
+    def to_html(self) -> str:
+        rows = self._rows()
+        return _grid_html(self._COLUMNS, rows, _plural(len(rows), "entity", "entities"))
+
+    def to_markdown(self) -> str:
+        rows = self._rows()
+        return _grid_markdown(self._COLUMNS, rows, _plural(len(rows), "entity", "entities"))
+
+
+def _technique_id(text: object) -> str:
+    """``"attack.t1059.001"`` (a Sigma tag) or ``" t1059.001"`` -> ``"T1059.001"``."""
+    value = cell_text(text).strip().upper()
+    return value.removeprefix("ATTACK.")
+
+
+def _attack_names(ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], str | None]:
+    """technique id -> (name, tactics) from ``huntbook.enrich.attack``; or why names are unavailable."""
+    try:
+        from huntbook.enrich import attack  # pandas and the ATT&CK data: loaded only for an ATT&CK block
+
+        frame = attack(list(ids))
+    except (ImportError, AttributeError, HuntbookError) as exc:  # module, function or data missing
+        return {}, str(exc) or type(exc).__name__
+    names: dict[str, tuple[str, str]] = {}
+    for row in frame.to_dict("records"):
+        if row.get("found", True) is not False and cell_text(row.get("name")):
+            technique = _technique_id(row.get("technique_id"))
+            names[technique] = (cell_text(row["name"]), cell_text(row.get("tactics")))
+    return names, None
+
+
+@dataclass
+class Attack(Block):
+    """MITRE ATT&CK techniques: id, name and tactics (names from ``huntbook.enrich.attack``; without it,
+    or for an unknown id, the bare id and a note saying why)."""
+
+    techniques: Sequence[str]
+
+    _COLUMNS: ClassVar[tuple[str, ...]] = ("technique", "name", "tactics")
+    scripts: ClassVar[tuple[str, ...]] = (_TABLE_SCRIPT,)
+
+    def __post_init__(self) -> None:
+        self._resolved: tuple[list[tuple[str, str, str]], str] | None = None
+
+    def rows(self) -> tuple[list[tuple[str, str, str]], str]:
+        """(technique, name, tactics) rows and the caption; looked up once."""
+        if self._resolved is None:
+            ids = list(dict.fromkeys(_technique_id(t) for t in self.techniques if cell_text(t).strip()))
+            names, problem = _attack_names(ids) if ids else ({}, None)
+            rows = [(t, *names.get(t, ("", ""))) for t in ids]
+            caption = _plural(len(ids), "technique")
+            if problem:
+                caption += f"; names unavailable: {problem}"
+            elif len(names) < len(ids):
+                caption += f"; {len(ids) - len(names):,} not found in ATT&CK"
+            self._resolved = (rows, caption)
+        return self._resolved
+
+    def to_html(self) -> str:
+        return _grid_html(self._COLUMNS, *self.rows())
+
+    def to_markdown(self) -> str:
+        return _grid_markdown(self._COLUMNS, *self.rows())
+
+
+@dataclass
+class _Overview(Block):
+    """The findings at a glance, most severe first."""
+
+    findings: Sequence[Finding]
+
+    scripts: ClassVar[tuple[str, ...]] = (_TABLE_SCRIPT,)
+
+    def _rows(self) -> list[tuple[object, ...]]:
+        ranked = sorted(self.findings, key=lambda f: -SEVERITIES.index(f.severity))
+        return [
+            (f.severity, f.title, ", ".join(f.techniques), len(f.tables), len(f.entities)) for f in ranked
         ]
-        return caption + "\n\n" + "\n".join(lines)
+
+    _COLUMNS: ClassVar[tuple[str, ...]] = ("severity", "finding", "ATT&CK", "tables", "entities")
+
+    def to_html(self) -> str:
+        rows = self._rows()
+        return _grid_html(self._COLUMNS, rows, _plural(len(rows), "finding"))
+
+    def to_markdown(self) -> str:
+        rows = self._rows()
+        return _grid_markdown(self._COLUMNS, rows, _plural(len(rows), "finding"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Findings
+
+
+@dataclass
+class Evidence:
+    """A table in a finding and the query that produced it (by default the query a huntbook
+    QueryProvider recorded in ``frame.attrs["query"]``)."""
+
+    frame: pd.DataFrame
+    query: str | None = None
+    title: str | None = None
+    max_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.query is None:
+            recorded = getattr(self.frame, "attrs", {}).get("query")
+            self.query = recorded if isinstance(recorded, str) else None
+
+
+@dataclass
+class Finding:
+    """What a hunt found: a title, a severity (:data:`SEVERITIES`), a summary, key facts, tables with
+    their queries, charts, entities, ATT&CK technique ids and free notes."""
+
+    title: str
+    severity: str = "info"
+    summary: str = ""
+    facts: Mapping[str, object] = field(default_factory=dict)
+    tables: list[Evidence] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    techniques: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.severity = _check_severity(self.severity, f"Finding({self.title!r}).severity")
+        self.tables = [t if isinstance(t, Evidence) else Evidence(t) for t in self.tables]
+        self.charts = [c if isinstance(c, Chart) else Chart(c) for c in self.charts]
+        self.entities = list(self.entities)
+        self.techniques = [self.techniques] if isinstance(self.techniques, str) else list(self.techniques)
+        self.notes = [self.notes] if isinstance(self.notes, str) else list(self.notes)
+
+    def add_table(
+        self,
+        frame: pd.DataFrame,
+        query: str | None = None,
+        *,
+        title: str | None = None,
+        max_rows: int | None = None,
+    ) -> Finding:
+        """Add a table and the query that produced it; returns the finding (calls chain)."""
+        self.tables.append(Evidence(frame, query, title, max_rows))
+        return self
+
+    def add_chart(self, chart: Any, title: str | None = None) -> Finding:
+        """Add a chart (``huntbook.vis.embed(...)`` output or a Bokeh object); returns the finding."""
+        self.charts.append(chart if isinstance(chart, Chart) else Chart(chart, title))
+        return self
+
+    def add_note(self, note: str) -> Finding:
+        """Add a free note; returns the finding."""
+        self.notes.append(note)
+        return self
+
+    def section(self, max_rows: int = DEFAULT_MAX_ROWS) -> Section:
+        """This finding as a report section: summary, facts, techniques, tables and their queries,
+        charts, entities, notes."""
+        section = Section(self.title, severity=self.severity)
+        if self.summary:
+            section.append(Text(self.summary))
+        if self.facts:
+            section.append(Facts(dict(self.facts)))
+        if self.techniques:
+            section.append(Attack(self.techniques))
+        for table in self.tables:
+            cap = max_rows if table.max_rows is None else table.max_rows
+            section.append(Table(table.frame, cap, table.title))
+            if table.query:
+                section.append(Query(table.query))
+        for chart in self.charts:
+            section.append(chart)
+        if self.entities:
+            section.append(Entities(self.entities))
+        if self.notes:
+            section.append(Notes(self.notes))
+        return section
+
+
+class Findings(list[Finding]):
+    """The findings of a hunt, in the order they were found."""
+
+    def add(self, title: str, **details: Any) -> Finding:
+        """Append ``Finding(title, **details)`` and return it."""
+        finding = Finding(title, **details)
+        self.append(finding)
+        return finding
+
+    def summary(self) -> pd.DataFrame:
+        """One row per finding: title, severity, techniques, tables, entities; most severe first."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            [
+                {
+                    "title": f.title,
+                    "severity": f.severity,
+                    "techniques": list(f.techniques),
+                    "tables": len(f.tables),
+                    "entities": len(f.entities),
+                }
+                for f in self
+            ],
+            columns=["title", "severity", "techniques", "tables", "entities"],
+        )
+        rank = frame["severity"].map(SEVERITIES.index)
+        return frame.iloc[rank.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)
+
+    def report(self, title: str, subtitle: str | None = None, **options: Any) -> Report:
+        """:meth:`Report.from_findings` of these findings."""
+        return Report.from_findings(self, title, subtitle, **options)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,10 +680,15 @@ class Table(Block):
 
 @dataclass
 class Section:
-    """A titled part of a report: its blocks in order."""
+    """A titled part of a report: its blocks in order, and a severity badge for a finding."""
 
     title: str
     blocks: list[Block] = field(default_factory=list)
+    severity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.severity is not None:
+            self.severity = _check_severity(self.severity, f"Section({self.title!r}).severity")
 
     def append(self, block: Block) -> Section:
         """Add a block at the end; returns the section."""
@@ -253,6 +703,7 @@ body{margin:0 auto;max-width:1200px;padding:24px;font:14px/1.5 system-ui,-apple-
 color:var(--fg);background:var(--bg)}
 h1{font-size:26px;margin:0 0 4px}
 h2{font-size:19px;margin:32px 0 8px;padding-bottom:4px;border-bottom:1px solid var(--line)}
+h3{font-size:15px;margin:16px 0 4px}
 .subtitle{color:var(--muted);margin:0 0 16px}
 nav ol{margin:8px 0 0;padding-left:20px;color:var(--muted)}
 a{color:var(--accent)}
@@ -261,16 +712,36 @@ table{border-collapse:collapse;width:100%;font-size:12.5px}
 th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;
 white-space:pre-wrap;word-break:break-word;max-width:640px}
 th{position:sticky;top:0;background:var(--head);cursor:pointer;user-select:none}
+th[data-dir=asc]::after{content:" \\25B2"}
+th[data-dir=desc]::after{content:" \\25BC"}
 tbody tr:nth-child(even){background:#fafbfc}
 .rows{color:var(--muted);font-size:12px;margin:4px 0}
+.pager{display:flex;gap:8px;align-items:center;margin:4px 0;font-size:12px;color:var(--muted)}
+.pager input{flex:0 1 260px;padding:2px 6px;border:1px solid var(--line);border-radius:4px;font:inherit}
+.pager button{padding:1px 8px;border:1px solid var(--line);border-radius:4px;background:var(--head);
+font:inherit;cursor:pointer}
+.pager button:disabled{opacity:.4;cursor:default}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dl.facts dt{font-weight:600}
 dl.facts dd{margin:0;word-break:break-all}
+ul.notes{margin:8px 0;padding-left:20px}
+figure.chart{margin:12px 0}
+figcaption{font-weight:600;margin-bottom:4px}
+.sev{display:inline-block;margin-left:8px;padding:0 8px;border-radius:10px;color:#fff;font-size:12px;
+font-weight:600;vertical-align:middle}
 details{margin:8px 0}
 summary{cursor:pointer;color:var(--muted)}
 pre{background:var(--head);padding:8px;border-radius:6px;white-space:pre-wrap;word-break:break-word;font-size:12px}
 footer{margin-top:40px;color:var(--muted);font-size:12px}
-"""
+""" + "".join(f".sev-{name}{{background:{colour}}}\n" for name, colour in SEVERITY_COLOURS.items())
+
+_SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
+
+
+def _script_safe(script: str) -> str:
+    """A script's text that cannot end its ``<script>`` element early (``</script`` -> ``<\\/script``,
+    ``<!--`` -> ``<\\!--``, which mean the same inside JavaScript strings, regexes and comments)."""
+    return _SCRIPT_END.sub(r"<\\/\1", script).replace("<!--", "<\\!--")
 
 
 def _csp_source(script: str) -> str:
@@ -315,18 +786,49 @@ class Report:
         self.sections.append(section)
         return section
 
+    def add_finding(self, finding: Finding) -> Section:
+        """Add a finding as a section (:meth:`Finding.section`); returns the section."""
+        section = finding.section(self.max_rows)
+        self.sections.append(section)
+        return section
+
+    @classmethod
+    def from_findings(
+        cls,
+        findings: Iterable[Finding],
+        title: str,
+        subtitle: str | None = None,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        overview: bool = True,
+    ) -> Report:
+        """A report of findings: an overview table (most severe first, with ``overview=True``), then one
+        section per finding in the order given."""
+        items = list(findings)
+        report = cls(title, subtitle, max_rows=max_rows)
+        if overview and items:
+            report.sections.append(Section("Overview", [_Overview(items)]))
+        for finding in items:
+            report.add_finding(finding)
+        return report
+
     def _scripts(self) -> list[str]:
         scripts: dict[str, None] = {}
         for section in self.sections:
             for block in section.blocks:
-                scripts.update(dict.fromkeys(block.scripts))
+                scripts.update(dict.fromkeys(_script_safe(s) for s in block.page_scripts()))
         return list(scripts)
 
     def to_html(self) -> str:
         """The whole report as one self-contained HTML page."""
         scripts = self._scripts()
         allowed = " ".join(_csp_source(s) for s in scripts) or "'none'"
-        csp = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src {allowed}"
+        if any(isinstance(b, Chart) and b.needs_eval for s in self.sections for b in s.blocks):
+            allowed += " 'unsafe-eval'"
+        csp = (
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+            f"script-src {allowed}; base-uri 'none'; form-action 'none'"
+        )
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
@@ -345,7 +847,9 @@ class Report:
             parts.append(f"<nav><ol>{items}</ol></nav>")
         parts.append("</header><main>")
         for i, section in enumerate(self.sections, 1):
-            parts.append(f'<section id="s{i}"><h2>{esc(section.title)}</h2>')
+            level = section.severity
+            badge = f' <span class="sev sev-{level}">{level}</span>' if level else ""
+            parts.append(f'<section id="s{i}"><h2>{esc(section.title)}{badge}</h2>')
             parts.extend(block.to_html() for block in section.blocks)
             parts.append("</section>")
         parts.append("</main><footer>Generated by huntbook.</footer>")
@@ -359,7 +863,8 @@ class Report:
         if self.subtitle:
             parts.append(f"_{md_esc(_one_line(self.subtitle))}_")
         for section in self.sections:
-            parts.append(f"## {md_esc(_one_line(section.title))}")
+            badge = f" (severity: {section.severity})" if section.severity else ""
+            parts.append(f"## {md_esc(_one_line(section.title))}{badge}")
             parts.extend(block.to_markdown() for block in section.blocks)
         return "\n\n".join(parts) + "\n"
 
@@ -372,7 +877,14 @@ class Report:
         elif suffix in (".md", ".markdown"):
             content = self.to_markdown()
         else:
-            raise ValueError(f"{target}: unknown report format {suffix!r}; use .html or .md")
+            raise DataError(f"unknown report format {suffix!r}", where=str(target), hint="use .html or .md")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         return target
+
+
+def build(
+    findings: Iterable[Finding], title: str = "huntbook report", subtitle: str | None = None, **options: Any
+) -> Report:
+    """A report of findings, :meth:`Report.from_findings`: ``hb.report.build(findings).save("case.html")``."""
+    return Report.from_findings(findings, title, subtitle, **options)
