@@ -181,3 +181,10 @@ def test_providers_listing_names_the_builtins() -> None:
     assert {"virustotal", "local_feeds", "iporigin"} <= names
     vt = table.set_index("name").loc["virustotal"]
     assert vt["online"] and "ipv4" in vt["ioc_types"]
+
+
+def test_an_unknown_provider_fails_before_anything_is_asked() -> None:
+    with LoopbackServer(virustotal_app(CANARY_KEY)) as server:
+        with pytest.raises(hb.PluginError, match="no huntbook.ti plugin named 'nope'"):
+            lookup(["198.51.100.23"], ["virustotal", "nope"], settings=_vt_settings(server), cache=False)
+        assert server.requests == []

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huntbook import config as hb_config
-from huntbook.errors import DataError, MissingExtraError, PluginError
+from huntbook.errors import DataError, PluginError
 from huntbook.http import ResponseCache
 from huntbook.iocs import refang
 from huntbook.plugins import registry
@@ -231,33 +231,30 @@ def lookup(
         chosen = [providers]
     else:
         chosen = list(providers)
-    rows: list[dict[str, str]] = []
+    # every provider is made before any is asked, so a missing extra or an unknown name fails first
+    owned: list[Provider] = []
+    instances: list[Provider] = []
     try:
         for entry in chosen:
             if isinstance(entry, Provider):
-                provider, owned = entry, False
+                instances.append(entry)
             else:
                 merged = {**config.providers.get(entry, {}), **(settings or {}).get(entry, {})}
-                try:
-                    provider, owned = get_provider(entry, merged, cache=store), True
-                except MissingExtraError:
-                    raise
-            try:
-                supported = [item for item in items if provider.supports(item[1])]
-                answered = iter(provider.lookup_many(supported, progress=progress, workers=workers))
-                for ioc, kind in items:
-                    if provider.supports(kind):
-                        rows.append(next(answered).as_row())
-                    else:
-                        rows.append(
-                            provider.result(
-                                ioc, kind, "unsupported", summary=f"{provider.name} has no {kind} look-up"
-                            ).as_row()
-                        )
-            finally:
-                if owned:
-                    provider.close()
+                instances.append(get_provider(entry, merged, cache=store))
+                owned.append(instances[-1])
+        rows: list[dict[str, str]] = []
+        for provider in instances:
+            supported = [item for item in items if provider.supports(item[1])]
+            answered = iter(provider.lookup_many(supported, progress=progress, workers=workers))
+            for ioc, kind in items:
+                if provider.supports(kind):
+                    rows.append(next(answered).as_row())
+                else:
+                    summary = f"{provider.name} has no {kind} look-up"
+                    rows.append(provider.result(ioc, kind, "unsupported", summary=summary).as_row())
     finally:
+        for provider in owned:
+            provider.close()
         if store is not None and not isinstance(cache, ResponseCache):
             store.close()
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
