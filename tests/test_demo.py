@@ -330,7 +330,10 @@ def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
     assert {"Password spray - one source, many accounts", "RDP logon from a public address"} <= set(
         found["sigma_rules_hit"]
     )
+    # enrichment: the team's offline feeds flag exactly the attacker's IP, domain and download URL
+    assert found["ti_flagged"] == [truth["attacker_ip"], truth["attacker_domain"], truth["download_url"]]
     page = report.read_text(encoding="utf-8")
+    assert "17. Threat intelligence verdicts" in page and "FakeUpdate C2 server" in page
     for needle in (
         truth["attacker_ip"],
         "CORP\\jsmith",

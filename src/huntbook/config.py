@@ -22,7 +22,11 @@ No file at all is fine: every setting has a default. Example::
         api_key: keyring:huntbook/virustotal
       local_feeds:
         paths: [~/feeds]
-    cache_dir: ~/.cache/huntbook    # on-disk cache of online answers (default: the user cache folder)
+      geoip:
+        mmdb: [GeoLite2-City.mmdb, GeoLite2-ASN.mmdb]   # optional; else geoip2fast's bundled data
+      rdap:
+        rate_limit: 1               # requests per second to RDAP (huntbook.enrich.whois)
+    cache_dir: ~/.cache/huntbook    # online answers and GeoIP tables (default: the user cache folder)
 
 Secret references: ``env:NAME`` (environment variable), ``keyring:service/user`` (OS keyring,
 ``keyring`` extra) and ``file:path`` (first line of a file). They stay :class:`Secret` objects

@@ -1547,7 +1547,7 @@ class _Hunt:
         found = self.findings
         names = [found.get("attacker_domain"), found.get("download_url"), *found.get("decoded_iocs", [])]
         values = [*ips, *(v for v in names if v)]
-        self.log(f"enrich: {len(values)} IoCs against the local feeds; GeoIP and hosting tags")
+        self.log(f"enrich: {len(set(values))} IoCs against the local feeds; GeoIP and hosting tags")
         providers = ["local_feeds", "iporigin"]
         try:
             geo = enrich.geoip(ips)
@@ -1558,12 +1558,21 @@ class _Hunt:
         else:
             context = external.merge(geo, left_on="DstIpAddr", right_on="ip", how="left").drop(columns="ip")
             context = context.merge(tags, left_on="DstIpAddr", right_on="ip", how="left", suffixes=("", "_tag"))
+            shown = (
+                *external.columns,
+                "country_code",
+                "asn_name",
+                "is_private",
+                "category",
+                "provider",
+                "is_anonymizer",
+            )
             self.section(
-                "14. Context of the external addresses",
+                "16. Context of the external addresses",
                 text="Every external destination with offline GeoIP (geoip2fast data) and hosting/VPN/Tor "
                 "tags (iporigin). The incident uses documentation ranges (RFC 5737), which have no "
                 "location: an honest blank, not a guess.",
-                table=context.drop(columns=[c for c in ("ip",) if c in context.columns]),
+                table=_columns(context, shown),
                 query=text,
             )
         results = ti.lookup(
@@ -1579,8 +1588,8 @@ class _Hunt:
         if not flagged.empty:
             found["ti_flagged"] = flagged["ioc"].tolist()
         self.section(
-            "15. Threat intelligence verdicts",
-            text=f"{len(values)} IoCs (external addresses, the attacker's domain, the download URL and the "
+            "17. Threat intelligence verdicts",
+            text=f"{len(verdicts)} IoCs (external addresses, the attacker's domain, the download URL and the "
             f"decoded command's IoCs) looked up in the team's offline feeds ({', '.join(p.name for p in intel)}) "
             f"and the iporigin classification; {len(flagged)} are flagged. In a notebook the same flow is "
             "hb.pivots(hb.IpAddress(ip)) -> .whois() -> .geoip() -> .ti().",

@@ -28,6 +28,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from huntbook._progress import progress_bar
 from huntbook._types import PathLike
-from huntbook.config import Secret
+from huntbook.config import Config, Secret
 from huntbook.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ __all__ = [
     "ResponseCache",
     "default_cache_dir",
     "fan_out",
+    "open_cache",
     "redact",
 ]
 
@@ -237,6 +239,20 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("huntbook"))
+
+
+def open_cache(
+    cache: bool | PathLike | ResponseCache | None, config: Config | None = None
+) -> ResponseCache | None:
+    """The cache a look-up asked for: False for none; a folder; a cache; True/None for the config's
+    ``cache_dir`` (default: the user cache folder)."""
+    if cache is False:
+        return None
+    if isinstance(cache, ResponseCache):
+        return cache
+    if isinstance(cache, str | os.PathLike):
+        return ResponseCache(cache)
+    return ResponseCache(config.cache_dir if config is not None else None)
 
 
 class ResponseCache:

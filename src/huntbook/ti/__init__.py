@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from huntbook import config as hb_config
 from huntbook.errors import DataError, PluginError
-from huntbook.http import ResponseCache
+from huntbook.http import ResponseCache, open_cache
 from huntbook.iocs import refang
 from huntbook.plugins import registry
 from huntbook.ti.base import (
@@ -181,16 +181,6 @@ def _items(
     return list(seen)
 
 
-def _cache(cache: bool | str | Path | ResponseCache | None, config: hb_config.Config) -> ResponseCache | None:
-    if cache is False:
-        return None
-    if isinstance(cache, ResponseCache):
-        return cache
-    if isinstance(cache, str | Path):
-        return ResponseCache(cache)
-    return ResponseCache(config.cache_dir)
-
-
 def lookup(
     values: Any,
     providers: Sequence[str | Provider] | str | None = None,
@@ -223,7 +213,7 @@ def lookup(
 
     config = config if config is not None else hb_config.load()
     items = _items(values, column, type_column, ioc_types)
-    store = _cache(cache, config)
+    store = open_cache(cache, config)
     chosen: list[str | Provider]
     if providers is None:
         chosen = list(_default_names(config))
