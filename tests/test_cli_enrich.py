@@ -1,0 +1,65 @@
+"""``huntbook ti``, ``geoip``, ``whois`` and ``pivots`` as real subprocesses, offline."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+from test_cli import huntbook
+
+import huntbook as hb
+
+
+def _config(tmp_path: Path, feed: Path) -> Path:
+    config = tmp_path / "huntbook.yaml"
+    config.write_text(f"providers:\n  local_feeds:\n    paths: [{feed}]\ncache_dir: {tmp_path / 'cache'}\n")
+    return config
+
+
+def test_ti_reads_values_and_files_and_rolls_up(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_text("203.0.113.66\nevil-cdn.com\n", encoding="utf-8")
+    _config(tmp_path, feed)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("saw a beacon to evil-cdn[.]com and 198.51.100.7\n", encoding="utf-8")
+    done = huntbook("ti", "203.0.113.66", "--file", str(notes), "-P", "local_feeds", "-f", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_json(io.StringIO(done.stdout), lines=True)
+    assert dict(zip(rows["ioc"], rows["status"], strict=True)) == {
+        "203.0.113.66": "ok",
+        "evil-cdn.com": "ok",
+        "198.51.100.7": "not_found",
+    }
+    assert "3 IoCs, 3 answers, 0 failed" in done.stderr
+    rolled = huntbook("ti", "203.0.113.66", "-P", "local_feeds", "--rollup", "-f", "json", cwd=tmp_path)
+    assert json.loads(rolled.stdout.splitlines()[0])["flagged_by"] == "local_feeds"
+    listed = huntbook("ti", "--list", "-f", "csv", cwd=tmp_path)
+    assert {"virustotal", "local_feeds", "iporigin"} <= set(pd.read_csv(io.StringIO(listed.stdout))["name"])
+
+
+def test_ti_errors_are_one_line(tmp_path: Path) -> None:
+    done = huntbook("ti", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: no values given")
+    unknown = huntbook("ti", "1.2.3.4", "-P", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no huntbook.ti plugin named 'nope'" in unknown.stderr
+
+
+def test_geoip_matches_the_library_and_adds_hosting(tmp_path: Path) -> None:
+    done = huntbook("geoip", "8.8.8.8", "10.0.0.1", "--hosting", "-f", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_json(io.StringIO(done.stdout), lines=True)
+    direct = hb.enrich.geoip(["8.8.8.8"]).iloc[0]
+    assert rows["ip"].tolist() == ["8.8.8.8", "10.0.0.1"]
+    assert rows.loc[0, "country_code"] == direct["country_code"] and bool(rows.loc[1, "is_private"])
+    assert rows.loc[1, "category"] == "reserved"
+
+
+def test_pivots_lists_a_menu(tmp_path: Path) -> None:
+    done = huntbook("pivots", "IpAddress", "-f", "csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    names = set(pd.read_csv(io.StringIO(done.stdout))["name"])
+    assert {"geoip", "whois", "hosting", "ti", "network_ip_connections"} <= names
+    every = huntbook("pivots", "-f", "csv", cwd=tmp_path)
+    assert {"IpAddress", "Dns", "FileHash", "Url"} <= set(pd.read_csv(io.StringIO(every.stdout))["entity_type"])
