@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from test_cli import huntbook
 
 import huntbook as hb
+from test_cli import huntbook
 
 
 def _config(tmp_path: Path, feed: Path) -> Path:
@@ -24,7 +24,8 @@ def test_ti_reads_values_and_files_and_rolls_up(tmp_path: Path) -> None:
     _config(tmp_path, feed)
     notes = tmp_path / "notes.txt"
     notes.write_text("saw a beacon to evil-cdn[.]com and 198.51.100.7\n", encoding="utf-8")
-    done = huntbook("ti", "203.0.113.66", "--file", str(notes), "-P", "local_feeds", "-f", "json", cwd=tmp_path)
+    args = ("ti", "203.0.113.66", "--file", str(notes), "-P", "local_feeds", "-f", "json")
+    done = huntbook(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = pd.read_json(io.StringIO(done.stdout), lines=True)
     assert dict(zip(rows["ioc"], rows["status"], strict=True)) == {
@@ -62,4 +63,5 @@ def test_pivots_lists_a_menu(tmp_path: Path) -> None:
     names = set(pd.read_csv(io.StringIO(done.stdout))["name"])
     assert {"geoip", "whois", "hosting", "ti", "network_ip_connections"} <= names
     every = huntbook("pivots", "-f", "csv", cwd=tmp_path)
-    assert {"IpAddress", "Dns", "FileHash", "Url"} <= set(pd.read_csv(io.StringIO(every.stdout))["entity_type"])
+    kinds = set(pd.read_csv(io.StringIO(every.stdout))["entity_type"])
+    assert {"IpAddress", "Dns", "FileHash", "Url"} <= kinds
