@@ -43,9 +43,9 @@ unit: $(VENV)/.installed-test browser
 
 test: lint typecheck unit
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test browser
 	$(BIN)/python benchmarks/bench_foundation.py
-	for b in iocs decode proctree timeseries cluster_sessions sigma; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+	for b in iocs decode proctree timeseries cluster_sessions sigma feeds enrich vis; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache

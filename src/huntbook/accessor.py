@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from huntbook import api, cluster, decode, iocs, logons, outliers, proctree, sessions, ti, timeseries
+from huntbook import api, cluster, decode, iocs, logons, outliers, proctree, sessions, ti, timeseries, vis
 
 __all__ = ["HuntbookAccessor"]
 
@@ -47,6 +47,12 @@ class HuntbookAccessor:
     def add_decoded(self, column: str, name: str = "decoded", **options: Any) -> pd.DataFrame:
         """A copy with the innermost decoded text of ``column``: :func:`huntbook.decode.add_decoded`."""
         return decode.add_decoded(self._frame, column, name=name, **options)
+
+    # -- charts ----------------------------------------------------------------------------------------
+    @property
+    def plot(self) -> vis.PlotAccessor:
+        """Charts of this frame: ``df.hb.plot.timeline(...)``, ``.matrix(...)`` ... (:mod:`huntbook.vis`)."""
+        return vis.PlotAccessor(self._frame)
 
     # -- enrichment and pivots ------------------------------------------------------------------------
     def ti(self, column: str | None = None, **options: Any) -> pd.DataFrame:
