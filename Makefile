@@ -10,9 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the project's dependencies change. The demo uses the 'ml' (STL), 'sigma' and 'geo' (offline GeoIP, hosting tags) extras.
+# Reinstall when the project's dependencies change. The demo uses the 'ml' (STL), 'sigma', 'geo' (offline GeoIP, hosting tags) and 'vis' (charts) extras.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[ml,sigma,geo]'
+	$(BIN)/python -m pip install --quiet -e '.[ml,sigma,geo,vis]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

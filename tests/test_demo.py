@@ -334,6 +334,8 @@ def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
     assert found["ti_flagged"] == [truth["attacker_ip"], truth["attacker_domain"], truth["download_url"]]
     page = report.read_text(encoding="utf-8")
     assert "17. Threat intelligence verdicts" in page and "FakeUpdate C2 server" in page
+    # charts (the vis extra): the incident's timeline, the anomaly band, the attacker's tree, the map
+    assert page.count("data-root-id") == 4 and "Timeline of the incident" in page
     for needle in (
         truth["attacker_ip"],
         "CORP\\jsmith",

@@ -1098,7 +1098,9 @@ def write_intel(out_dir: PathLike) -> list[Path]:
                 "Look-alike CDN domain resolving to the C2 server",
                 80,
             ),
-            indicator("FakeUpdate backup C2", "[ipv4-addr:value = '198.51.100.250']", "Not seen in this network", 60),
+            indicator(
+                "FakeUpdate backup C2", "[ipv4-addr:value = '198.51.100.250']", "Not seen in this network", 60
+            ),
         ],
     }
     event = {
@@ -1186,6 +1188,16 @@ def _rounded(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
     """The frame with its float columns rounded (for display)."""
     floats = frame.select_dtypes("float").columns
     return frame.assign(**{c: frame[c].round(digits) for c in floats})
+
+
+def _chart(build: Callable[[], Any]) -> Any:
+    """A chart of :mod:`huntbook.vis`, or None without the 'vis' extra (the report then has tables only)."""
+    from huntbook.errors import MissingExtraError
+
+    try:
+        return build()
+    except MissingExtraError:
+        return None
 
 
 def _sql_literal(value: str) -> str:
@@ -1411,7 +1423,7 @@ class _Hunt:
 
     def analyse(self, host: str | None, logon_id: str | None) -> None:
         """(e) The analyses: traffic anomalies (STL), beacons, rare sessions and commands, the tree, IoCs."""
-        from huntbook import cluster, logons, sessions, timeseries
+        from huntbook import cluster, logons, sessions, timeseries, vis
         from huntbook.errors import MissingExtraError
 
         conns, text = self.sql("SELECT * FROM network_sessions")
@@ -1435,6 +1447,13 @@ class _Hunt:
             if not spikes.empty:
                 top = spikes.iloc[0]
                 self.findings.update(spike_start=_ts(top["start"]), spike_end=_ts(top["end"]))
+                one = scored[scored["DstIpAddr"] == top["DstIpAddr"]]
+                self.section(
+                    f"Bytes sent per hour to {top['DstIpAddr']}, with the expected band",
+                    chart=_chart(
+                        lambda: vis.anomalies(one, title=f"Bytes sent to {top['DstIpAddr']} per hour")
+                    ),
+                )
         beacons = timeseries.beacons(conns, min_connections=20, top=10)
         self.section(
             "9. Beaconing",
@@ -1481,7 +1500,7 @@ class _Hunt:
 
     def attacker_session(self, procs: pd.DataFrame, host: str, logon_id: str) -> None:
         """The attacker's process tree, its decoded layers and the IoCs in them."""
-        from huntbook import decode, iocs, proctree
+        from huntbook import decode, iocs, proctree, vis
 
         tree = proctree.build(procs)
         mine = tree[(tree["ActorSessionId"] == logon_id) & ~tree["inferred"]]
@@ -1493,6 +1512,7 @@ class _Hunt:
                 table=_columns(
                     whole, ("TimeGenerated", "depth", "path", "ActorUsername", "TargetProcessCommandLine")
                 ),
+                chart=_chart(lambda: vis.proctree(whole, title=f"Process tree of logon session {logon_id}")),
             )
             self.findings["attacker_tree_processes"] = len(whole)
         encoded = mine[mine["TargetProcessCommandLine"].str.contains("-e", case=False, na=False)]
@@ -1530,11 +1550,44 @@ class _Hunt:
             self.section("Sigma hits by ATT&CK technique", table=sigma.attack_rollup(hits))
             self.findings["sigma_rules_hit"] = sorted(set(hits["title"]))
 
+    def timeline(self, ip: str, host: str, logon_id: str) -> None:
+        """The incident on one time axis: logons from the address, the session's processes, the traffic."""
+        from huntbook import vis
+
+        events, text = self.sql(
+            "SELECT TimeGenerated, 'logon ' || EventResult AS Kind, DvcHostname,\n"
+            "       TargetUsername || ' (type ' || coalesce(LogonType, '') || ')' AS Detail\n"
+            f"FROM authentication WHERE SrcIpAddr = {_sql_literal(ip)}\n"
+            "UNION ALL\n"
+            "SELECT TimeGenerated, 'process' AS Kind, DvcHostname, TargetProcessCommandLine AS Detail\n"
+            f"FROM process_events WHERE ActorSessionId = {_sql_literal(logon_id)}"
+            f" AND lower(DvcHostname) LIKE lower({_sql_literal(host)}) || '%'\n"
+            "UNION ALL\n"
+            "SELECT TimeGenerated, 'network ' || coalesce(NetworkApplicationProtocol, '') AS Kind,\n"
+            "       DvcHostname,\n"
+            "       SrcIpAddr || ' -> ' || DstIpAddr || ':' || DstPortNumber AS Detail\n"
+            f"FROM network_sessions WHERE DstIpAddr = {_sql_literal(ip)}\n"
+            "ORDER BY TimeGenerated"
+        )
+        self.sections.insert(
+            0,
+            {
+                "title": "Timeline of the incident",
+                "text": f"{len(events):,} events: every logon attempt from {ip}, every process of logon "
+                f"session {logon_id} on {host}, every network session to {ip}. Hover for the details.",
+                "chart": _chart(
+                    lambda: vis.timeline(
+                        events, group_by="Kind", hover=["DvcHostname", "Detail"], title="Incident"
+                    )
+                ),
+                "query": text,
+            },
+        )
 
     def enrich(self, intel: Sequence[Path]) -> None:
         """(g) Context and threat intelligence, offline: GeoIP and hosting tags, the team's feeds."""
         from huntbook import config as hb_config
-        from huntbook import enrich, ti
+        from huntbook import enrich, ti, vis
         from huntbook.errors import MissingExtraError
 
         peers, text = self.sql(
@@ -1557,7 +1610,9 @@ class _Hunt:
             providers = ["local_feeds"]
         else:
             context = external.merge(geo, left_on="DstIpAddr", right_on="ip", how="left").drop(columns="ip")
-            context = context.merge(tags, left_on="DstIpAddr", right_on="ip", how="left", suffixes=("", "_tag"))
+            context = context.merge(
+                tags, left_on="DstIpAddr", right_on="ip", how="left", suffixes=("", "_tag")
+            )
             shown = (
                 *external.columns,
                 "country_code",
@@ -1567,8 +1622,17 @@ class _Hunt:
                 "provider",
                 "is_anonymizer",
             )
+            located = external.merge(geo, left_on="DstIpAddr", right_on="ip", how="left")
             self.section(
                 "16. Context of the external addresses",
+                chart=_chart(
+                    lambda: vis.world_map(
+                        located,
+                        hover=["DstIpAddr", "Connections"],
+                        weight="Connections",
+                        title="External peers",
+                    )
+                ),
                 text="Every external destination with offline GeoIP (geoip2fast data) and hosting/VPN/Tor "
                 "tags (iporigin). The incident uses documentation ranges (RFC 5737), which have no "
                 "location: an honest blank, not a guess.",
@@ -1590,9 +1654,10 @@ class _Hunt:
         self.section(
             "17. Threat intelligence verdicts",
             text=f"{len(verdicts)} IoCs (external addresses, the attacker's domain, the download URL and the "
-            f"decoded command's IoCs) looked up in the team's offline feeds ({', '.join(p.name for p in intel)}) "
-            f"and the iporigin classification; {len(flagged)} are flagged. In a notebook the same flow is "
-            "hb.pivots(hb.IpAddress(ip)) -> .whois() -> .geoip() -> .ti().",
+            f"decoded command's IoCs) looked up in the team's offline feeds "
+            f"({', '.join(p.name for p in intel)}) and the iporigin classification; {len(flagged)} are "
+            "flagged. In a notebook the same flow is hb.pivots(hb.IpAddress(ip)) -> .whois() -> .geoip() "
+            "-> .ti().",
             table=verdicts,
         )
         self.section(
@@ -1639,14 +1704,15 @@ def run(
 ) -> Path:
     """Generate the incident, ingest it, hunt it with the catalogue queries and write the report.
 
-    Writes ``out_dir/data`` (:func:`generate`, and :func:`write_intel` in ``data/intel``), ``out_dir/store`` (a LocalStore, rebuilt on every run),
+    Writes ``out_dir/data`` (:func:`generate`, and :func:`write_intel` in ``data/intel``),
+    ``out_dir/store`` (a LocalStore, rebuilt on every run),
     ``out_dir/report.html``, ``out_dir/report.md`` and ``out_dir/findings.json`` (what the hunt found,
     from the data alone: compare it with ``data/truth.json``). ``progress`` is passed to ingest; ``log``
     gets one line per step. Returns the HTML report's path.
     """
     import shutil
 
-    from huntbook.report import Report
+    from huntbook.report import Chart, Report
     from huntbook.session import QueryProvider
     from huntbook.store import LocalStore
 
@@ -1673,6 +1739,8 @@ def run(
         hunt.processes(logon["victim_host"], logon["logon_id"])
     hunt.analyse(logon["victim_host"] if logon else None, logon["logon_id"] if logon else None)
     hunt.enrich(write_intel(data / "intel"))
+    if ip and logon:
+        hunt.timeline(ip, logon["victim_host"], logon["logon_id"])
 
     found = hunt.findings
     last_day = (START + timedelta(days=days - 1)).date()
@@ -1698,7 +1766,10 @@ def run(
     shown = ("file", "format", "records", "ingested", "quarantined", "duplicates", "status")
     report.add("Evidence", text=f"Ingested into the LocalStore at {store_dir}.", table=_columns(files, shown))
     for section in hunt.sections:
-        report.add(section.pop("title"), **section)
+        chart = section.pop("chart", None)
+        added = report.add(section.pop("title"), **section)
+        if chart is not None:
+            added.append(Chart(chart))
     (out / "findings.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
     report.save(out / "report.md")
     path = report.save(out / "report.html")
