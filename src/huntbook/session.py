@@ -132,6 +132,9 @@ class QueryProvider:
         default = self.config.duckdb.get("timeout", DEFAULT_TIMEOUT) if self.environment == "local" else None
         self.timeout = _check_timeout(timeout if timeout is not None else default or DEFAULT_TIMEOUT)
         catalogue = load_catalogue(self.environment, [*self.config.query_paths, *query_paths])
+        shared = self.driver.catalogue  # a driver may run another environment's catalogue too
+        if shared and canonical_environment(shared) != self.environment:
+            catalogue.queries = {**load_catalogue(shared).queries, **catalogue.queries}
         self.catalogue_errors: list[QueryError] = list(catalogue.errors)
         self._specs: dict[str, QuerySpec] = {}
         for name, spec in catalogue.queries.items():
@@ -195,8 +198,21 @@ class QueryProvider:
 
     # -------------------------------------------------------------- connection
     def connect(self, **settings: Any) -> None:
-        """Connect the driver (done on the first query); ``settings`` override the configured ones."""
+        """Connect the driver (done on the first query); ``settings`` override the configured ones.
+
+        Queries the driver offers once connected (``driver.catalogue_queries()``, e.g. Splunk saved
+        searches) join the catalogue; a catalogue query of the same name keeps precedence."""
         self.driver.connect(**hb_config.resolve_secrets({**self._settings, **settings}))
+        try:
+            offered = self.driver.catalogue_queries()
+        except HuntbookError as exc:
+            self.catalogue_errors.append(QueryError(f"driver queries not listed: {exc}"))
+            return
+        if offered:
+            for spec in offered:
+                if spec.language in self.driver.languages:
+                    self._specs.setdefault(spec.qualified_name, spec)
+            self._families = self._build_families()
 
     def close(self) -> None:
         """Close the driver's connection."""

@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from huntbook.errors import ParameterError, QueryError
-from huntbook.queries import LiteralFunc
+from huntbook.queries import LiteralFunc, QuerySpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +55,9 @@ class Driver(ABC):
 
     name: ClassVar[str] = "driver"
     languages: ClassVar[tuple[str, ...]] = ("sql",)
+    #: another environment whose packaged catalogue this driver also runs (``sql``/``spark`` run
+    #: ``local``'s DuckDB SQL, translated); the environment's own queries take precedence
+    catalogue: ClassVar[str | None] = None
 
     def __init__(self, **settings: Any) -> None:
         self.settings: dict[str, Any] = dict(settings)
@@ -87,6 +90,10 @@ class Driver(ABC):
                 hint=f"the driver must override literal(); known languages: {', '.join(LITERALS)}",
             )
         return writer(value, param_type, quoted)
+
+    def catalogue_queries(self) -> list[QuerySpec]:
+        """Queries the data source itself offers once connected (e.g. Splunk saved searches)."""
+        return []
 
     def close(self) -> None:
         """Release the connection. Safe to call twice."""
