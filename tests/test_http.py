@@ -36,7 +36,9 @@ def _client(server: LoopbackServer, **options: object) -> HttpClient:
     return HttpClient("test", base_url=server.url, **settings)  # type: ignore[arg-type]
 
 
-def test_auth_is_added_at_send_time_and_never_in_the_cache_key(server: LoopbackServer, tmp_path: Path) -> None:
+def test_auth_is_added_at_send_time_and_never_in_the_cache_key(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
     cache = ResponseCache(tmp_path)
     with _client(server, auth=Auth.header("X-Key", CANARY), cache=cache) as client:
         first = client.get("/a", params={"q": "1"})
@@ -90,7 +92,9 @@ def test_query_keys_are_redacted_from_errors_and_logs(
 def test_retry_after_http_date_and_seconds() -> None:
     now = time.time()
     assert hb_http._retry_after("7") == 7.0
-    assert hb_http._retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert hb_http._retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(
+        30, abs=1
+    )
     assert hb_http._retry_after("soon") is None and hb_http._retry_after(None) is None
 
 

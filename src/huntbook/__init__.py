@@ -82,6 +82,7 @@ _SUBMODULES = {
     "vis",
     "notebook",
     "testing",
+    "upload",
 }
 # names that do not need pandas: loading them does not register the ``df.hb`` accessor
 _LIGHT = {
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
         store,
         ti,
         timeseries,
+        upload,
         vis,
     )
     from huntbook.api import pivot_function, pivots
@@ -143,7 +145,6 @@ if TYPE_CHECKING:
         RegistryKey,
         Url,
     )
-    from huntbook.pivoting import pivot
     from huntbook.errors import (
         ConfigError,
         DataError,
@@ -159,6 +160,7 @@ if TYPE_CHECKING:
         ServiceError,
         StoreError,
     )
+    from huntbook.pivoting import pivot
     from huntbook.report import Report
     from huntbook.session import QueryProvider
     from huntbook.store import LocalStore

@@ -364,6 +364,32 @@ def pivots_command(
     _emit(api.pivots(target).browse() if target else api.pivot_table(), fmt)
 
 
+@app.command("upload")
+def upload_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (CSV, JSON lines, Parquet ...).")],
+    to: Annotated[str, typer.Option("--to", "-t", help="splunk, elastic, sentinel or local.")] = "local",
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=VALUE uploader setting, repeatable (index=hunt, url=...)."),
+    ] = None,
+    store: StoreOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Push rows to a SIEM or a LocalStore; print the receipt (exit 0 only when every row arrived)."""
+    from huntbook import upload
+
+    settings = _params(setting or [])
+    if to == "local":
+        settings.setdefault("store", str(_store(store).path))
+    receipt = upload.upload(paths, to=to, **settings)
+    rejections = receipt.to_frame()
+    if len(rejections):
+        _emit(rejections, fmt)
+    typer.echo(str(receipt), err=True)
+    if not receipt.ok:
+        raise SystemExit(1)
+
+
 sigma_app = typer.Typer(help="Sigma rules: hunt them over a LocalStore, or convert them for a SIEM.")
 app.add_typer(sigma_app, name="sigma")
 RulesArgument = Annotated[list[Path], typer.Argument(help="Rule files, folders or zips (SigmaHQ layout).")]

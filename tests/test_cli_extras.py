@@ -1,4 +1,4 @@
-"""``huntbook ti``, ``geoip``, ``whois`` and ``pivots`` as real subprocesses, offline."""
+"""``huntbook ti``, ``geoip``, ``pivots`` and ``upload`` as real subprocesses, offline."""
 
 from __future__ import annotations
 
@@ -65,3 +65,22 @@ def test_pivots_lists_a_menu(tmp_path: Path) -> None:
     every = huntbook("pivots", "-f", "csv", cwd=tmp_path)
     kinds = set(pd.read_csv(io.StringIO(every.stdout))["entity_type"])
     assert {"IpAddress", "Dns", "FileHash", "Url"} <= kinds
+
+
+def test_upload_to_a_store_prints_the_receipt_and_adds_nothing_twice(tmp_path: Path) -> None:
+    rows = tmp_path / "verdicts.csv"
+    pd.DataFrame(
+        {"TimeGenerated": ["2026-10-06T02:00:00Z"] * 3, "ioc": ["203.0.113.66", "a.example", "b.example"]}
+    ).to_csv(rows, index=False)
+    store = tmp_path / "store"
+    first = huntbook("upload", str(rows), "--to", "local", "--store", str(store), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "sent 3, accepted 3" in first.stderr
+    again = huntbook("upload", str(rows), "--to", "local", "--store", str(store), cwd=tmp_path)
+    assert again.returncode == 0 and "accepted 0" in again.stderr and "duplicates 3" in again.stderr
+    counted = huntbook(
+        "query", "--store", str(store), "--sql", "SELECT count(*) AS n FROM events", "-f", "csv"
+    )
+    assert pd.read_csv(io.StringIO(counted.stdout))["n"].tolist() == [3]
+    missing = huntbook("upload", str(tmp_path / "nope.csv"), "--to", "local", "--store", str(store))
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
