@@ -21,12 +21,20 @@ def test_doc_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HUNTBOOK_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    from huntbook.pivoting import user_pivots
+
+    registered = {p.qualified_name for p in user_pivots().all()}
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    for i, code in enumerate(_blocks(doc), 1):
-        try:
-            exec(compile(code, f"{doc.name}[block {i}]", "exec"), namespace)
-        except Exception as exc:  # pragma: no cover - the message is the point
-            pytest.fail(f"{doc.name} block {i} failed: {type(exc).__name__}: {exc}\n{code}")
+    try:
+        for i, code in enumerate(_blocks(doc), 1):
+            try:
+                exec(compile(code, f"{doc.name}[block {i}]", "exec"), namespace)
+            except Exception as exc:  # pragma: no cover - the message is the point
+                pytest.fail(f"{doc.name} block {i} failed: {type(exc).__name__}: {exc}\n{code}")
+    finally:  # pivots a doc registers stay in that doc
+        for item in user_pivots().all():
+            if item.qualified_name not in registered:
+                user_pivots().remove(item.qualified_name)
 
 
 def test_docs_have_examples() -> None:

@@ -45,7 +45,7 @@ def test_ip_menu_lists_context_ti_and_local_queries() -> None:
     assert {"network_ip_connections", "authentication_logons_from_ip", "alerts_alerts_for_ip"} <= names
     table = menu.browse()
     assert list(table.columns) == ["name", "source", "description"]
-    assert set(table["source"]) == {"context", "ti", "query"}
+    assert {"context", "ti", "query"} <= set(table["source"])  # user pivots of other modules may join
     assert table["description"].str.len().min() > 0
     assert "geoip" in dir(menu) and "browse" in dir(menu)
 
