@@ -389,6 +389,9 @@ def sigmahq(shared_data: Path) -> hs.RuleSet:
     return hs.load(shared_data / "sigma" / "sigma_rules.zip", progress=False)
 
 
+ENGINE_COMPARISONS: list[tuple[str, int, bool]] = []  # (store, hits, same hits in both evaluators)
+
+
 @pytest.fixture(scope="session")
 def regression_results(
     shared_data: Path, sigmahq: hs.RuleSet, tmp_path_factory: pytest.TempPathFactory
@@ -405,7 +408,10 @@ def regression_results(
     results = {}
 
     def count(store: LocalStore, rules: hs.CompiledRules) -> dict[tuple[str, str], int]:
-        hits = hs.hunt(store, rules, progress=False, raw=False)
+        hits = hs.hunt(store, rules, progress=False, raw=False, engine="arrow")
+        duck = hs.hunt(store, rules, progress=False, raw=False, engine="duckdb")
+        same = hits.equals(duck) and hits.attrs["rules"].equals(duck.attrs["rules"])
+        ENGINE_COMPARISONS.append((str(store.path), len(hits), same))
         with store.connect() as con:
             files = dict(con.execute("SELECT EventKey, SourceFile FROM events").fetchall())
         pairs = zip(hits["rule_id"], hits["EventKey"].map(files), strict=True)
@@ -449,6 +455,15 @@ def test_sigmahq_regression_samples(
 
 
 @pytest.mark.slow
+def test_sigmahq_regression_samples_same_in_both_evaluators(
+    regression_results: dict[str, tuple[int, int | None, str]],
+) -> None:
+    """On every sample store the in-process evaluator and DuckDB give the very same hits and statuses."""
+    assert len(ENGINE_COMPARISONS) >= 2 and sum(n for _, n, _ in ENGINE_COMPARISONS) > 100
+    assert [store for store, _, same in ENGINE_COMPARISONS if not same] == []
+
+
+@pytest.mark.slow
 def test_sigmahq_ruleset_loads_and_compiles(sigmahq: hs.RuleSet) -> None:
     bounds = EXPECTATIONS["ruleset"]
     assert len(sigmahq) >= bounds["min_rules"]
@@ -460,3 +475,262 @@ def test_sigmahq_ruleset_loads_and_compiles(sigmahq: hs.RuleSet) -> None:
     windows = sigmahq.filter(product="windows")
     no_source = [r.title for r in windows if hs.compile_rules([r]).status[r.id] == "no data source"]
     assert len(no_source) / len(windows) <= bounds["max_windows_without_source_share"]
+
+
+# ------------------------------------------------------- the two evaluators (in process, DuckDB)
+
+from huntbook.sigma import arrow as hs_arrow  # noqa: E402
+from huntbook.sigma import engine as hs_engine  # noqa: E402
+
+
+def evtx_record(tag: str, event_id: int, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An EVTX-rendered JSON record (as the evtx parser writes it); ``tag`` names it in the tests."""
+    n = int(tag[1:])
+    system = {
+        "Provider": {"#attributes": {"Name": extra.pop("provider", "Microsoft-Windows-Sysmon")}},
+        "EventID": event_id,
+        "TimeCreated": {"#attributes": {"SystemTime": f"2026-02-01T10:00:{n:02d}.000000Z"}},
+        "EventRecordID": 1000 + n,
+        "Channel": extra.pop("channel", SYSMON),
+        "Computer": "WS02.corp.local",
+    }
+    return {"Event": {"System": system, "EventData": {"Tag": tag, **data}, **extra}}
+
+
+EDGE_RECORDS = [
+    evtx_record(
+        "E0",
+        1,
+        {
+            "Image": r"C:\Windows\System32\cmd.exe",
+            "CommandLine": r'cmd /c "echo \\server\share" & whoami',
+            "ParentImage": r"C:\x\p.exe",
+            "User": "CORP\\İsmail",  # DuckDB lower-cases İ to i (Python: i + combining dot)
+            "IntegrityLevel": "High",
+        },
+    ),
+    evtx_record(
+        "E1",
+        1,
+        {
+            "Image": r"C:\Tools\PowerShell.EXE",
+            "CommandLine": "powershell -enc SQBFAFgA",
+            "IntegrityLevel": "",
+        },
+    ),
+    evtx_record("E2", 1, {"Image": r"C:\a\ΑΣ.exe", "CommandLine": "find *.txt? now"}),  # final sigma
+    evtx_record("E3", 1, {"Image": r"C:\a\long.exe", "CommandLine": "x" * 1200 + "\nshort"}),
+    evtx_record("E4", 3, {"Image": r"C:\a\net.exe", "DestinationIp": "10.1.2.3", "DestinationPort": 443}),
+    evtx_record("E5", 3, {"Image": r"C:\a\net.exe", "DestinationIp": "192.168.1.9", "DestinationPort": "80"}),
+    evtx_record(
+        "E6",
+        1,
+        {
+            "Image": "curl " + base64.b64encode(b"xxhttp://evil").decode(),
+            "CommandLine": "curl " + base64.b64encode(b"xxhttp://evil").decode(),
+            "ParentImage": "curl",
+        },
+    ),
+    evtx_record(
+        "E7",
+        1102,
+        {},
+        channel="Security",
+        provider="Microsoft-Windows-Eventlog",
+        UserData={"LogFileCleared": {"SubjectUserName": "Admin01", "SubjectLogonId": 12345}},
+    ),
+    evtx_record(
+        "E8",
+        4688,
+        {"NewProcessName": r"C:\Windows\System32\whoami.exe", "CommandLine": "whoami /all"},
+        channel="Security",
+        provider="Microsoft-Windows-Security-Auditing",
+    ),
+    evtx_record(
+        "E9",
+        1,
+        {"Image": r"C:\m\mimi.exe", "CommandLine": 'mimikatz "sekurlsa::logonpasswords" \\\\host\\c$'},
+    ),
+    evtx_record("E10", 1, {"Image": r"C:\a\lines.exe", "CommandLine": ("y" * 600 + "\n") * 2}),
+]
+
+PROCESSES = {"E0", "E1", "E2", "E3", "E6", "E8", "E9", "E10"}  # process_creation: Sysmon 1 and 4688
+
+# (detection body, log source, the records it must match)
+EDGE_RULES: list[tuple[str, dict[str, str], set[str]]] = [
+    ("sel:\n    Image|endswith: '\\cmd.exe'", {}, {"E0"}),
+    ("sel:\n    CommandLine: 'find \\*.txt\\? now'", {}, {"E2"}),  # escaped wildcards are literal
+    ("sel:\n    CommandLine: 'find ?.txt* now'", {}, {"E2"}),  # ? is one character, * any run
+    ("sel:\n    CommandLine: 'find \\*.txt'", {}, set()),  # no wildcard left: equality
+    (
+        "sel:\n    Image|endswith: '.exe'\n  filter:\n    ParentImage: 'C:\\x\\p.exe'\n"
+        "  condition: sel and not filter",
+        {},
+        {"E1", "E2", "E3", "E8", "E9", "E10"},  # not over a missing ParentImage is true
+    ),
+    ("sel:\n    User|contains: 'ismail'", {}, {"E0"}),  # DuckDB's lower-casing, in both
+    ("sel:\n    Image|endswith: 'ασ.exe'", {}, {"E2"}),  # no final-sigma rule in DuckDB's lower()
+    ("sel:\n    CommandLine|cased|contains: 'SQBF'", {}, {"E1"}),
+    ("sel:\n    CommandLine|cased|contains: 'sqbf'", {}, set()),
+    ("sel:\n    CommandLine|re: '^powershell\\s-enc'", {}, {"E1"}),
+    ("sel:\n    CommandLine|re|i: '^POWERSHELL'", {}, {"E1"}),
+    ("sel:\n    CommandLine|re: '.{1000,}'", {}, {"E3"}),  # one line of 1,000 characters
+    ("sel:\n    CommandLine|re: '(?s).{1000,}'", {}, {"E3", "E10"}),  # . matches newlines too
+    ("sel:\n    CommandLine|re: '(?<=a)b'", {}, None),  # RE2 refuses look-behind: an error in both
+    ("sel:\n    DestinationIp|cidr: 10.0.0.0/8", {"category": "network_connection"}, {"E4"}),
+    ("sel:\n    DestinationPort: 443", {"category": "network_connection"}, {"E4"}),  # a JSON number
+    ("sel:\n    DestinationPort: '80'", {"category": "network_connection"}, {"E5"}),  # a JSON string
+    ("sel:\n    DestinationPort|gt: 100", {"category": "network_connection"}, {"E4"}),  # 443 > 100 > 80
+    ("sel:\n    DestinationPort|lte: 80", {"category": "network_connection"}, {"E5"}),  # as numbers
+    ("sel:\n    CommandLine|windash|contains: ' -enc '", {}, {"E1"}),
+    ("sel:\n    CommandLine|base64offset|contains: 'http://'", {}, {"E6"}),
+    ("sel:\n    CommandLine|fieldref: Image", {}, {"E6"}),
+    ("sel:\n    CommandLine|fieldref|startswith: ParentImage", {}, {"E6"}),
+    ("sel:\n    CommandLine|fieldref|endswith: ParentImage", {}, set()),
+    ("sel:\n    CommandLine|fieldref|contains: ParentImage", {}, {"E6"}),
+    ("sel:\n    ParentImage|exists: false", {}, {"E1", "E2", "E3", "E8", "E9", "E10"}),
+    ("sel:\n    ParentImage|exists: true", {}, {"E0", "E6"}),
+    ("sel:\n    IntegrityLevel: null", {}, PROCESSES - {"E0"}),  # missing or empty
+    (
+        "sel:\n    Image|endswith:\n      - '\\a.exe'\n      - '\\b.exe'\n"
+        "      - '\\cmd.exe'\n      - '\\long.exe'",
+        {},
+        {"E0", "E3"},  # merged into one regex in SQL
+    ),
+    ("sel:\n    CommandLine|startswith: ['CMD', 'find', 'zzz']", {}, {"E0", "E2"}),
+    ("kw:\n    - 'sekurlsa::logon'", {}, {"E9"}),
+    ("kw:\n    - 'zzz1'\n    - 'zzz2'\n    - 'sekurlsa::logon'", {}, {"E9"}),  # merged keywords
+    ("kw:\n    - 'zzz1'\n    - 'zzz2'\n    - 'passwords\" \\'", {}, {"E9"}),  # \ and " as logged
+    ("kw:\n    - 'echo \\\\server'", {}, set()),  # the log holds two backslashes there
+    ("kw:\n    '|re': 'sekurlsa::\\w+'", {}, {"E9"}),  # over the record's JSON text
+    ("sel:\n    EventID: 1102\n    SubjectUserName: 'admin01'", {"service": "security"}, {"E7"}),  # UserData
+    ("sel:\n    EventID: 1102\n    SubjectLogonId: 12345", {"service": "security"}, {"E7"}),  # a number
+    ("sel:\n    Image|endswith: '\\whoami.exe'", {}, {"E8"}),  # 4688: NewProcessName
+]
+
+
+def edge_rule(n: int, body: str, logsource: dict[str, str]) -> str:
+    source = logsource or {"product": "windows", "category": "process_creation"}
+    if "product" not in source:
+        source = {"product": "windows", **source}
+    condition = "" if "condition:" in body else f"\n  condition: {body.split(':', 1)[0]}"
+    return (
+        f"title: edge {n}\nid: 00000000-0000-4000-8000-{n:012d}\nstatus: test\nlevel: high\n"
+        f"logsource: {json.dumps(source)}\ndetection:\n  {body}{condition}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def edge_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
+    folder = tmp_path_factory.mktemp("sigma_edge")
+    (folder / "edge.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in EDGE_RECORDS) + "\n", encoding="utf-8"
+    )
+    store = LocalStore(folder / "store")
+    summary = store.ingest(folder / "edge.jsonl", progress=False)
+    assert summary["format"].tolist() == ["evtx_json"] and summary["ingested"].sum() == len(EDGE_RECORDS)
+    return store
+
+
+def _tags(hits: pd.DataFrame) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for rid, raw in zip(hits["rule_id"], hits["raw"], strict=True):
+        out.setdefault(rid, set()).add(json.loads(raw)["Event"]["EventData"]["Tag"])
+    return out
+
+
+def test_both_evaluators_agree_on_edge_cases(edge_store: LocalStore) -> None:
+    """Every edge case matches what it must, and the two evaluators give the very same hits."""
+    rules = hs.loads("---\n".join(edge_rule(n, b, s) for n, (b, s, _) in enumerate(EDGE_RULES)))
+    assert not len(rules.errors), rules.errors.to_dict("records")
+    compiled = hs.compile_rules(rules)
+    by_engine = {e: hs.hunt(edge_store, compiled, progress=False, engine=e) for e in ("arrow", "duckdb")}
+    in_process, duck = by_engine["arrow"], by_engine["duckdb"]
+    pd.testing.assert_frame_equal(in_process, duck)
+    pd.testing.assert_frame_equal(in_process.attrs["rules"], duck.attrs["rules"])
+    found = _tags(in_process)
+    status = in_process.attrs["rules"].set_index("rule_id")["status"]
+    for n, (body, _, expected) in enumerate(EDGE_RULES):
+        rid = f"00000000-0000-4000-8000-{n:012d}"
+        if expected is None:
+            assert status[rid].startswith("error"), (body, status[rid])
+        else:
+            assert status[rid] == "ok", (body, status[rid])
+            assert found.get(rid, set()) == expected, body
+    # the hits show the rule's fields as logged, and key fields
+    e7 = in_process[in_process["rule_id"].str.endswith(f"{len(EDGE_RULES) - 3:012d}")]
+    assert e7["event"].iloc[0]["SubjectUserName"] == "Admin01" and e7["Channel"].iloc[0] == "Security"
+
+
+def test_auto_picks_the_evaluator_by_source_size(
+    edge_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = hs.loads(edge_rule(0, *EDGE_RULES[0][:2]))
+    calls = {"duckdb": 0, "arrow": 0}
+    run_group, run_in_process = hs_engine._run_group, hs_engine._run_in_process
+
+    def counted(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(hs_engine, "_run_group", counted("duckdb", run_group))
+    monkeypatch.setattr(hs_engine, "_run_in_process", counted("arrow", run_in_process))
+    small = hs.hunt(edge_store, rules, progress=False)
+    assert calls == {"duckdb": 0, "arrow": 1}
+    monkeypatch.setattr(hs_engine, "ARROW_MAX_ROWS", 2)  # the source has 8 events: DuckDB's turn
+    large = hs.hunt(edge_store, rules, progress=False)
+    assert calls == {"duckdb": 1, "arrow": 1}
+    pd.testing.assert_frame_equal(small, large)
+    with pytest.raises(ParameterError):
+        hs.hunt(edge_store, rules, engine="spark")
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.sets(st.integers(min_value=0, max_value=3000), max_size=60))
+def test_bit_sets_round_trip(rows: set[int]) -> None:
+    ordered = sorted(rows)
+    bits = hs_arrow._from_positions(ordered, 3001)
+    assert bits == sum(1 << r for r in ordered)
+    assert hs_arrow.positions(bits) == ordered
+
+
+@settings(max_examples=100, deadline=None)
+@given(codes=st.lists(st.integers(min_value=-1, max_value=5), max_size=80))
+def test_row_sets_per_value(codes: list[int]) -> None:
+    import numpy as np
+
+    got = hs_arrow._row_sets(np.array(codes, dtype=np.int64), 6)
+    assert got == [sum(1 << r for r, c in enumerate(codes) if c == v) for v in range(6)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet="ab\n", max_size=14), size=st.integers(min_value=1, max_value=6))
+def test_long_line_shortcut_agrees_with_re2(text: str, size: int) -> None:
+    """``.{N,}`` is answered from line lengths (RE2 takes time N x length): the same answer."""
+    import re2
+
+    for pattern in (f".{{{size},}}", f"(?s).{{{size},}}", f".{{{size},{size + 2}}}"):
+        test = hs_arrow._value_test(pattern)
+        assert test is not None and test(text) == (re2.search(pattern, text) is not None), pattern
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet='ab\\"', max_size=12), literal=st.text(alphabet="ab", min_size=1, max_size=3))
+def test_clean_literals_need_no_unescaping(text: str, literal: str) -> None:
+    """Law behind the keyword shortcut: a literal without \\ and " is in unescape(x) iff it is in x."""
+    unescaped = text.replace("\\\\", "\\").replace('\\"', '"')  # what L_RAW_SQL does, in that order
+    assert (literal in unescaped) == (literal in text)
+
+
+def test_lower_casing_is_duckdbs() -> None:
+    values = ["ABC", "CORP\\İsmail", "ΑΣ ΑΣα", "Ǆ", "plain"]
+    con = duckdb.connect()
+    expected = [con.execute("SELECT lower(?)", [v]).fetchall()[0][0] for v in values]
+    assert hs_arrow.duckdb_lower(con, values) == expected
+    assert expected[1] != values[1].lower() and expected[2] != values[2].lower()  # Python's differs
+    import pyarrow as pa
+
+    assert hs_arrow.duckdb_lower_array(con, pa.array([*values, None])).to_pylist() == [*expected, None]

@@ -3,13 +3,14 @@
 ::
 
     rules = hb.sigma.load("sigma/rules/windows")          # files, folders, zips (SigmaHQ layout)
-    hits = hb.sigma.hunt(store, rules)                     # DuckDB over the store's events
+    hits = hb.sigma.hunt(store, rules)                     # over the store's events
     hb.sigma.summary(hits); hb.sigma.attack_rollup(hits)
     hb.sigma.convert(rules, target="splunk")               # or kql, lucene, esql, eql
 
 Modules: :mod:`~huntbook.sigma.rules` (loading, filtering), :mod:`~huntbook.sigma.compiler`
-(rules to DuckDB SQL, field mappings), :mod:`~huntbook.sigma.engine` (execution, correlations,
-summaries), :mod:`~huntbook.sigma.convert` (SIEM queries through the pySigma backends).
+(rules to predicate trees and DuckDB SQL, field mappings), :mod:`~huntbook.sigma.arrow` (the
+in-process evaluator of those trees, for small sources), :mod:`~huntbook.sigma.engine` (execution,
+correlations, summaries), :mod:`~huntbook.sigma.convert` (SIEM queries through the pySigma backends).
 """
 
 from __future__ import annotations

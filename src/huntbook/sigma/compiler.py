@@ -14,12 +14,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from sigma.rule import SigmaLogSource, SigmaRule
 
-__all__ = ["FieldColumns", "RuleCompileError", "Source", "compile_rule", "source_for", "sql_str"]
+__all__ = [
+    "And",
+    "AnyGlob",
+    "Compare",
+    "FieldColumns",
+    "FieldRef",
+    "Glob",
+    "IsNull",
+    "Layout",
+    "Node",
+    "Not",
+    "NullOrEmpty",
+    "Or",
+    "Regex",
+    "RuleCompileError",
+    "Source",
+    "compile_rule",
+    "rule_tree",
+    "source_for",
+    "sql_str",
+    "to_sql",
+]
 
 SYSMON_CHANNEL: Final = "Microsoft-Windows-Sysmon/Operational"
 EVTX_FORMATS: Final = ("evtx", "evtx_json")
@@ -147,6 +169,30 @@ def source_for(logsource: SigmaLogSource) -> Source | None:
     return None
 
 
+# How to tell the format family of a record (``EventFormat``), for the JSON paths of that family.
+FORMAT_TESTS: Final = {
+    "zeek": "true",
+    "evtx": "EventFormat IN ('evtx', 'evtx_json')",
+    "winlogbeat": "EventFormat = 'winlogbeat'",
+    "flat": "EventFormat NOT IN ('evtx', 'evtx_json', 'winlogbeat')",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each field column's value comes from: the extraction shared by both evaluators.
+
+    ``paths`` lists the JSON paths read per format family (one ``json_extract_string`` per record, whose
+    list counts from 1); ``fields[n]`` the sources of field ``n``, first non-NULL wins: ``("column",
+    sql)`` an ``events`` column, ``("path", family, i)`` the ``i``-th path of the family, ``("userdata",
+    name)`` the ``name`` child of the element under EVTX ``<UserData>`` (path 1 of ``evtx``).
+    """
+
+    paths: dict[str, list[str]]
+    fields: list[tuple[tuple[Any, ...], ...]]
+    userdata: bool
+
+
 @dataclass
 class FieldColumns:
     """The field columns one source needs: Sigma field name -> column index, and lower-cased uses."""
@@ -155,7 +201,8 @@ class FieldColumns:
     names: dict[str, int] = field(default_factory=dict)
     lowered: set[int] = field(default_factory=set)
     as_is: set[int] = field(default_factory=set)  # fields also matched without lower-casing
-    keywords: bool = False  # a rule searches the whole record
+    keywords: bool = False  # a rule searches the whole record (lower-cased: ``l_raw``)
+    raw: bool = False  # a rule runs a regular expression over the whole record (``raw``)
 
     def column(self, name: str, *, lower: bool) -> str:
         """The SQL column holding field ``name`` (its lower-cased form when ``lower``)."""
@@ -166,49 +213,53 @@ class FieldColumns:
         self.as_is.add(index)
         return f"f{index}"
 
-    def extraction(self) -> tuple[str, list[str]]:
-        """SQL reading the JSON values (one parse per record), and the expression of every ``f<n>``."""
+    def layout(self) -> Layout:
+        """The JSON paths to read per format family, and where every field's value comes from."""
         fmts = ("zeek",) if self.source.family == "zeek" else ("evtx", "winlogbeat", "flat")
         paths: dict[str, list[str]] = {f: [] for f in fmts}
-
-        def refs(name: str) -> list[str]:
-            out = []
-            for fmt in fmts:
-                new = _field_paths(fmt, name)
-                out += [f"v_{fmt}[{len(paths[fmt]) + i + 1}]" for i in range(len(new))]  # lists count from 1
-                paths[fmt] += new
-            return out
-
-        userdata = self.source.userdata and "evtx" in paths
+        # path 1 of evtx: the <UserData> element as JSON, when a field is read from the JSON at all
+        userdata = self.source.userdata and "evtx" in paths and any(n not in _TYPED for n in self.names)
         if userdata:
-            paths["evtx"].append("$.Event.UserData")  # v_evtx[1]: the <UserData> element, as JSON text
-        exprs: list[str] = []
+            paths["evtx"].append("$.Event.UserData")
+        fields: list[tuple[tuple[Any, ...], ...]] = []
         for name in self.names:
             if name in _TYPED and self.source.family == "windows":
-                exprs.append(_TYPED[name])
+                fields.append((("column", _TYPED[name]),))
                 continue
-            options = []
+            refs: list[tuple[Any, ...]] = []
             spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name) if self.source.spaced_names else name
             alternatives = (name, *self.source.aliases.get(name, ()), *([spaced] if spaced != name else []))
             for alias in alternatives:
-                options += refs(alias)
+                for fmt in fmts:
+                    new = _field_paths(fmt, alias)
+                    refs += [("path", fmt, len(paths[fmt]) + i + 1) for i in range(len(new))]
+                    paths[fmt] += new
                 if userdata:
-                    options.append(
-                        "CASE WHEN v_evtx[1] IS NOT NULL THEN json_extract_string(v_evtx[1], "
-                        f"{sql_str('$.*.' + _json_step(alias))})[1] END"
-                    )
+                    refs.append(("userdata", alias))
+            fields.append(tuple(refs))
+        return Layout(paths, fields, userdata)
+
+    def extraction(self) -> tuple[str, list[str]]:
+        """SQL reading the JSON values (one parse per record), and the expression of every ``f<n>``."""
+        layout = self.layout()
+        exprs: list[str] = []
+        for refs in layout.fields:
+            if refs[0][0] == "column":
+                exprs.append(refs[0][1])
+                continue
+            options = [
+                f"v_{ref[1]}[{ref[2]}]"
+                if ref[0] == "path"
+                else "CASE WHEN v_evtx[1] IS NOT NULL THEN json_extract_string(v_evtx[1], "
+                f"{sql_str('$.*.' + _json_step(ref[1]))})[1] END"
+                for ref in refs
+            ]
             exprs.append(f"COALESCE({', '.join(options)})")
-        tests = {
-            "zeek": "true",
-            "evtx": "EventFormat IN ('evtx', 'evtx_json')",
-            "winlogbeat": "EventFormat = 'winlogbeat'",
-            "flat": "EventFormat NOT IN ('evtx', 'evtx_json', 'winlogbeat')",
-        }
         parts = [
-            f"CASE WHEN {tests[f]} THEN json_extract_string(raw, {_list(paths[f])}) END AS v_{f}"
-            if paths[f]
+            f"CASE WHEN {FORMAT_TESTS[f]} THEN json_extract_string(raw, {_list(found)}) END AS v_{f}"
+            if found
             else f"NULL AS v_{f}"
-            for f in fmts
+            for f, found in layout.paths.items()
         ]
         return ", ".join(parts), exprs
 
@@ -252,8 +303,8 @@ def _regex_char(c: str) -> str:
     return "\\" + c if c.isascii() else c
 
 
-def _regex_of(parts: list[Any], special: Any) -> str:
-    """An RE2 pattern (matched against the lower-cased field) for a Sigma string with wildcards."""
+def _regex_of(parts: list[Any] | tuple[Any, ...], special: Any, *, lower: bool = True) -> str:
+    """An RE2 pattern for a Sigma string with wildcards (lower-cased, to match a lower-cased field)."""
     items = list(parts)
     head = "" if items and items[0] == special.WILDCARD_MULTI else "^"
     tail = "" if items and items[-1] == special.WILDCARD_MULTI and len(items) > 0 else "$"
@@ -264,7 +315,7 @@ def _regex_of(parts: list[Any], special: Any) -> str:
     body = []
     for part in items:
         if isinstance(part, str):
-            body.append("".join(_regex_char(c) for c in part.lower()))
+            body.append("".join(_regex_char(c) for c in (part.lower() if lower else part)))
         elif part == special.WILDCARD_MULTI:
             body.append(".*")
         elif part == special.WILDCARD_SINGLE:
@@ -274,7 +325,7 @@ def _regex_of(parts: list[Any], special: Any) -> str:
     return f"(?:{head}{''.join(body)}{tail})"
 
 
-def _like_pattern(parts: list[Any], special: Any) -> str:
+def _like_pattern(parts: list[Any] | tuple[Any, ...], special: Any) -> str:
     out = []
     for part in parts:
         if isinstance(part, str):
@@ -288,8 +339,181 @@ def _like_pattern(parts: list[Any], special: Any) -> str:
     return "".join(out)
 
 
+# ------------------------------------------------------------------------------ predicate IR
+# A rule's detection as a tree over the field columns of its source. Both evaluators read it: the SQL
+# writer (:func:`to_sql`, DuckDB) and the Arrow evaluator (:mod:`huntbook.sigma.arrow`). Leaves name
+# columns as the SQL does: ``f<n>`` a field as logged, ``l<n>`` lower-cased, ``l_raw`` the whole record
+# lower-cased (JSON escapes of ``\`` and ``"`` undone), ``raw`` the record's JSON text. A leaf over
+# a NULL value is never true, except the NULL tests; ``Not`` treats a NULL as false (NULL-safe).
+
+
+@dataclass(frozen=True)
+class And:
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    arg: Node
+
+
+@dataclass(frozen=True)
+class Glob:
+    """A Sigma string over one column: ``str`` pieces and wildcards (pySigma ``SpecialChars``)."""
+
+    column: str
+    parts: tuple[Any, ...]
+
+    @cached_property
+    def kind(self) -> tuple[str, str]:
+        """:func:`glob_kind` of the parts."""
+        return glob_kind(self.parts)
+
+
+@dataclass(frozen=True)
+class AnyGlob:
+    """Any of up to :data:`MERGE_AT_MOST` Sigma strings over a lower-cased column (one regex in SQL)."""
+
+    column: str
+    patterns: tuple[tuple[Any, ...], ...]  # each a Glob's parts, matched case-insensitively
+
+    @cached_property
+    def globs(self) -> tuple[Glob, ...]:
+        """The patterns as Globs over the column, lower-cased as the regex lower-cases them."""
+        return tuple(
+            Glob(self.column, tuple(p.lower() if isinstance(p, str) else p for p in parts))
+            for parts in self.patterns
+        )
+
+
+@dataclass(frozen=True)
+class Regex:
+    """An RE2 search (``|re``; inline flags already in the pattern)."""
+
+    column: str
+    pattern: str
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+    null: bool  # True: the field is missing; False: it is present
+
+
+@dataclass(frozen=True)
+class NullOrEmpty:
+    column: str
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``|lt``, ``|lte``, ``|gt``, ``|gte``: the field read as a number (not a number: no match)."""
+
+    column: str
+    op: str  # < <= > >=
+    number: float
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """``|fieldref``: one field's value against another's (both lower-cased)."""
+
+    left: str
+    right: str
+    mode: str  # equals | contains | startswith | endswith
+
+
+Node = And | Or | Not | Glob | AnyGlob | Regex | IsNull | NullOrEmpty | Compare | FieldRef
+
+_COMPARE_OPS: Final = {"LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
+_FIELDREF_SQL: Final = {
+    "equals": "({l} = {r})",
+    "contains": "(contains({l}, {r}))",
+    "startswith": "(starts_with({l}, {r}))",
+    "endswith": "(suffix({l}, {r}))",
+}
+
+
+_WILDCARDS: list[Any] = []  # pySigma's (WILDCARD_MULTI, WILDCARD_SINGLE, Placeholder), imported once
+
+
+def glob_kind(parts: tuple[Any, ...]) -> tuple[str, str]:
+    """How a Sigma string is matched: (``equals`` | ``present`` | ``contains`` | ``endswith`` |
+    ``startswith`` | ``pattern``, the literal text where there is one)."""
+    if not _WILDCARDS:
+        from sigma.types import Placeholder, SpecialChars
+
+        _WILDCARDS.extend([SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE, Placeholder])
+    multi, single, placeholder = _WILDCARDS
+    wild = [i for i, p in enumerate(parts) if not isinstance(p, str)]
+    for i in wild:
+        if parts[i] is not multi and parts[i] is not single and isinstance(parts[i], placeholder):
+            raise RuleCompileError("unresolved placeholder (|expand): give the pipeline a value for it")
+    last = len(parts) - 1
+    if not wild:
+        return ("equals", "".join(parts)) if parts else ("pattern", "")
+    if last == 0 and parts[0] is multi:
+        return "present", ""
+    if wild == [0, last] and parts[0] is multi and parts[-1] is multi:
+        return "contains", "".join(parts[1:-1])
+    if wild == [0] and parts[0] is multi:
+        return "endswith", "".join(parts[1:])
+    if wild == [last] and parts[-1] is multi:
+        return "startswith", "".join(parts[:-1])
+    return "pattern", ""
+
+
+def to_sql(node: Node) -> str:
+    """The DuckDB SQL of a predicate tree (values as escaped literals)."""
+    from sigma.types import SpecialChars
+
+    if isinstance(node, And):
+        return "(" + " AND ".join(to_sql(a) for a in node.args) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(to_sql(a) for a in node.args) + ")"
+    if isinstance(node, Not):
+        return "(NOT COALESCE(" + to_sql(node.arg) + ", false))"
+    if isinstance(node, Glob):
+        col = node.column
+        kind, text = node.kind
+        if kind == "equals":
+            return f"{col} = {sql_str(text)}"
+        if kind == "present":
+            return f"{col} IS NOT NULL"
+        if kind == "contains":
+            return f"contains({col}, {sql_str(text)})"
+        if kind == "endswith":
+            return f"suffix({col}, {sql_str(text)})"
+        if kind == "startswith":
+            return f"starts_with({col}, {sql_str(text)})"
+        return f"{col} LIKE {sql_str(_like_pattern(node.parts, SpecialChars))} ESCAPE '\\'"
+    if isinstance(node, AnyGlob):
+        return f"regexp_matches({node.column}, {sql_str(any_glob_regex(node))})"
+    if isinstance(node, Regex):
+        return f"regexp_matches({node.column}, {sql_str(node.pattern)})"
+    if isinstance(node, IsNull):
+        return f"({node.column} IS NULL)" if node.null else f"({node.column} IS NOT NULL)"
+    if isinstance(node, NullOrEmpty):
+        return f"({node.column} IS NULL OR {node.column} = '')"
+    if isinstance(node, Compare):
+        return f"TRY_CAST({node.column} AS DOUBLE) {node.op} {node.number!r}"
+    return _FIELDREF_SQL[node.mode].format(l=node.left, r=node.right)
+
+
+def any_glob_regex(node: AnyGlob) -> str:
+    """The one RE2 pattern of an :class:`AnyGlob` (both evaluators run this very pattern)."""
+    from sigma.types import SpecialChars
+
+    return "(?s)" + "|".join(_regex_of(p, SpecialChars) for p in node.patterns)
+
+
 class _Compiler:
-    """Walks pySigma's parsed condition tree and writes SQL."""
+    """Walks pySigma's parsed condition tree and builds the predicate tree."""
 
     def __init__(self, columns: FieldColumns) -> None:
         from sigma import types
@@ -297,7 +521,7 @@ class _Compiler:
         self.t = types
         self.columns = columns
 
-    def node(self, node: Any) -> str:
+    def node(self, node: Any) -> Node:
         from sigma.conditions import (
             ConditionAND,
             ConditionFieldEqualsValueExpression,
@@ -307,23 +531,23 @@ class _Compiler:
         )
 
         if isinstance(node, ConditionAND):
-            return "(" + " AND ".join(self.node(a) for a in node.args) + ")"
+            return And(tuple(self.node(a) for a in node.args))
         if isinstance(node, ConditionOR):
-            return "(" + " OR ".join(self.any_of(node.args)) + ")"
+            return Or(tuple(self.any_of(node.args)))
         if isinstance(node, ConditionNOT):
-            return "(NOT COALESCE(" + self.node(node.args[0]) + ", false))"
+            return Not(self.node(node.args[0]))
         if isinstance(node, ConditionFieldEqualsValueExpression):
             return self.value(node.field, node.value)
         if isinstance(node, ConditionValueExpression):
             return self.keyword(node.value)
         raise RuleCompileError(f"unsupported condition element {type(node).__name__}")
 
-    def any_of(self, args: list[Any]) -> list[str]:
-        """SQL of OR-ed conditions; three or more plain string matches on one field become one regex."""
+    def any_of(self, args: list[Any]) -> list[Node]:
+        """OR-ed conditions; three or more plain string matches on one field become one AnyGlob."""
         from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
 
         t = self.t
-        out: list[str] = []
+        out: list[Node] = []
         by_field: dict[str, list[Any]] = {}
         keywords: list[Any] = []
         for arg in args:
@@ -349,63 +573,42 @@ class _Compiler:
             self.columns.keywords = True
             multi = t.SpecialChars.WILDCARD_MULTI
             for start in range(0, len(keywords), MERGE_AT_MOST):
-                pattern = "|".join(
-                    _regex_of([multi, *v.s, multi], t.SpecialChars)
-                    for v in keywords[start : start + MERGE_AT_MOST]
-                )
-                out.append(f"regexp_matches(l_raw, {sql_str('(?s)' + pattern)})")
+                patterns = tuple((multi, *v.s, multi) for v in keywords[start : start + MERGE_AT_MOST])
+                out.append(AnyGlob("l_raw", patterns))
         for name, values in by_field.items():
             if len(values) < MERGE_AT_LEAST:
                 out += [self.value(name, v) for v in values]
                 continue
             col = self.columns.column(name, lower=True)
             for start in range(0, len(values), MERGE_AT_MOST):
-                pattern = "|".join(
-                    _regex_of(v.s, t.SpecialChars) for v in values[start : start + MERGE_AT_MOST]
-                )
-                out.append(f"regexp_matches({col}, {sql_str('(?s)' + pattern)})")
+                out.append(AnyGlob(col, tuple(tuple(v.s) for v in values[start : start + MERGE_AT_MOST])))
         return out
 
-    def keyword(self, value: Any) -> str:
+    def keyword(self, value: Any) -> Node:
         t = self.t
-        self.columns.keywords = True
         if isinstance(value, t.SigmaExpansion):
-            return "(" + " OR ".join(self.keyword(v) for v in value.values) + ")"
+            self.columns.keywords = True
+            return Or(tuple(self.keyword(v) for v in value.values))
         if isinstance(value, t.SigmaString | t.SigmaNumber):
+            self.columns.keywords = True
             s = value if isinstance(value, t.SigmaString) else t.SigmaString(str(value))
             parts = [p.lower() if isinstance(p, str) else p for p in s.s]
             if parts and parts[0] != t.SpecialChars.WILDCARD_MULTI:
                 parts.insert(0, t.SpecialChars.WILDCARD_MULTI)
             if parts and parts[-1] != t.SpecialChars.WILDCARD_MULTI:
                 parts.append(t.SpecialChars.WILDCARD_MULTI)
-            return self._string("l_raw", parts)
+            return self._glob("l_raw", parts)
         if isinstance(value, t.SigmaRegularExpression):
+            self.columns.raw = True
             return self._regex("raw", value)
         raise RuleCompileError(f"unsupported keyword value {type(value).__name__}")
 
-    def _string(self, col: str, parts: list[Any]) -> str:
-        t = self.t
-        multi = t.SpecialChars.WILDCARD_MULTI
-        if any(isinstance(p, t.Placeholder) for p in parts):
-            raise RuleCompileError("unresolved placeholder (|expand): give the pipeline a value for it")
-        inner = parts[1:-1] if len(parts) >= 2 else []
-        plain = all(isinstance(p, str) for p in inner)
-        text = "".join(p for p in inner if isinstance(p, str))
-        if parts and all(isinstance(p, str) for p in parts):
-            expr = f"{col} = {sql_str(''.join(parts))}"
-        elif len(parts) == 1 and parts[0] == multi:
-            expr = f"{col} IS NOT NULL"
-        elif len(parts) >= 2 and parts[0] == multi and parts[-1] == multi and plain:
-            expr = f"contains({col}, {sql_str(text)})"
-        elif parts and parts[0] == multi and all(isinstance(p, str) for p in parts[1:]):
-            expr = f"suffix({col}, {sql_str(''.join(parts[1:]))})"
-        elif parts and parts[-1] == multi and all(isinstance(p, str) for p in parts[:-1]):
-            expr = f"starts_with({col}, {sql_str(''.join(parts[:-1]))})"
-        else:
-            expr = f"{col} LIKE {sql_str(_like_pattern(parts, t.SpecialChars))} ESCAPE '\\'"
-        return expr
+    def _glob(self, col: str, parts: list[Any]) -> Glob:
+        node = Glob(col, tuple(parts))
+        _ = node.kind  # raises on placeholders
+        return node
 
-    def _regex(self, col: str, value: Any) -> str:
+    def _regex(self, col: str, value: Any) -> Regex:
         flags = value.flags
         f = self.t.SigmaRegularExpressionFlag
         pattern = value.regexp.original if hasattr(value.regexp, "original") else str(value.regexp)
@@ -415,55 +618,51 @@ class _Compiler:
         if inline:
             pattern = f"(?{inline}){pattern}"
         _check_regex(pattern)
-        return f"regexp_matches({col}, {sql_str(pattern)})"
+        return Regex(col, pattern)
 
-    def value(self, name: str | None, value: Any) -> str:
+    def value(self, name: str | None, value: Any) -> Node:
         t = self.t
         if name is None:
             return self.keyword(value)
         col = self.columns.column
         if isinstance(value, t.SigmaExpansion):
-            return "(" + " OR ".join(self.value(name, v) for v in value.values) + ")"
+            return Or(tuple(self.value(name, v) for v in value.values))
         if isinstance(value, t.SigmaCasedString):
-            return self._string(col(name, lower=False), list(value.s))
+            return self._glob(col(name, lower=False), list(value.s))
         if isinstance(value, t.SigmaString):
             parts = [p.lower() if isinstance(p, str) else p for p in value.s]
-            return self._string(col(name, lower=True), parts)
+            return self._glob(col(name, lower=True), parts)
         if isinstance(value, t.SigmaBool):
-            return f"{col(name, lower=True)} = {sql_str(str(value.boolean).lower())}"
+            return Glob(col(name, lower=True), (str(value.boolean).lower(),))
         if isinstance(value, t.SigmaNumber):
-            return f"{col(name, lower=True)} = {sql_str(str(value.number).lower())}"
+            return Glob(col(name, lower=True), (str(value.number).lower(),))
         if isinstance(value, t.SigmaNull):
-            c = col(name, lower=False)
-            return f"({c} IS NULL OR {c} = '')"
+            return NullOrEmpty(col(name, lower=False))
         if isinstance(value, t.SigmaExists):
-            c = col(name, lower=False)
-            return f"({c} IS NOT NULL)" if value.exists else f"({c} IS NULL)"
+            return IsNull(col(name, lower=False), null=not value.exists)
         if isinstance(value, t.SigmaRegularExpression):
             return self._regex(col(name, lower=False), value)
         if isinstance(value, t.SigmaCIDRExpression):
             c = col(name, lower=True)
-            tests = [
-                f"starts_with({c}, {sql_str(p[:-1].lower())})"
-                if p.endswith("*")
-                else f"{c} = {sql_str(p.lower())}"
-                for p in value.expand(wildcard="*")
-            ]
-            return "(" + " OR ".join(tests) + ")"
+            multi = t.SpecialChars.WILDCARD_MULTI
+            return Or(
+                tuple(
+                    Glob(c, (p[:-1].lower(), multi)) if p.endswith("*") else Glob(c, (p.lower(),))
+                    for p in value.expand(wildcard="*")
+                )
+            )
         if isinstance(value, t.SigmaCompareExpression):
-            ops = {"LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
-            op = ops[value.op.name]
             number = float(value.number.number)
-            return f"TRY_CAST({col(name, lower=False)} AS DOUBLE) {op} {number!r}"
+            return Compare(col(name, lower=False), _COMPARE_OPS[value.op.name], number)
         if isinstance(value, t.SigmaFieldReference):
             left, right = col(name, lower=True), col(value.field, lower=True)
             if value.starts_with and value.ends_with:
-                return f"(contains({left}, {right}))"
+                return FieldRef(left, right, "contains")
             if value.starts_with:
-                return f"(starts_with({left}, {right}))"
+                return FieldRef(left, right, "startswith")
             if value.ends_with:
-                return f"(suffix({left}, {right}))"
-            return f"({left} = {right})"
+                return FieldRef(left, right, "endswith")
+            return FieldRef(left, right, "equals")
         raise RuleCompileError(f"unsupported value type {type(value).__name__} for field {name!r}")
 
 
@@ -485,15 +684,20 @@ def _check_regex(pattern: str) -> None:
         raise RuleCompileError(f"regular expression not supported by RE2: {problem}")
 
 
-def compile_rule(rule: SigmaRule, columns: FieldColumns) -> str:
-    """The SQL predicate of a rule's detection over the field columns of its source."""
+def rule_tree(rule: SigmaRule, columns: FieldColumns) -> Node:
+    """The predicate tree of a rule's detection over the field columns of its source."""
     try:
         conditions = [c.parsed for c in rule.detection.parsed_condition]
     except Exception as exc:  # pySigma raises many kinds of errors for a bad condition
         raise RuleCompileError(f"condition cannot be parsed: {exc}") from exc
     compiler = _Compiler(columns)
     parts = [compiler.node(c) for c in conditions]
-    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+
+def compile_rule(rule: SigmaRule, columns: FieldColumns) -> str:
+    """The SQL predicate of a rule's detection over the field columns of its source."""
+    return to_sql(rule_tree(rule, columns))
 
 
 def referenced_fields(rule: SigmaRule) -> list[str]:
