@@ -14,8 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "huntbook"
 
 # Top to bottom; a module may import only from its own layer or below (DESIGN.md section 2).
 LAYERS: list[set[str]] = [
-    {"cli", "notebook", "__main__", "testing"},
-    {"investigations", "demo"},
+    {"cli", "notebook", "__main__", "testing", "splunk_app", "dsdl"},
+    {"investigations", "demo", "hunts"},
     {"session", "api", "accessor"},
     {"vis", "report", "upload"},
     {
