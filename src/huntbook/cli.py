@@ -453,6 +453,24 @@ def demo(
     typer.echo(str(report))
 
 
+splunk_app_cli = typer.Typer(help="Splunk: package the | huntbook search command as a Splunk app.")
+app.add_typer(splunk_app_cli, name="splunk")
+
+
+@splunk_app_cli.command("package")
+def splunk_package(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the app folder into.")],
+    python: Annotated[
+        str | None, typer.Option("--python", help="Interpreter with huntbook installed (default: this one).")
+    ] = None,
+    tar: Annotated[bool, typer.Option("--tar", help="Also write <app>.spl (a .tgz) next to it.")] = False,
+) -> None:
+    """Write the Splunk app (commands.conf, launcher ...) for | huntbook decode|iocs|enrich."""
+    from huntbook import splunk_app
+
+    typer.echo(str(splunk_app.package(out, python=python or sys.executable, tar=tar)))
+
+
 def main() -> None:
     """Entry point of the ``huntbook`` command."""
     try:

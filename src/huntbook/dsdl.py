@@ -40,7 +40,19 @@ from huntbook.errors import DataError, ParameterError, StoreError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_MODEL_DIR", "MODEL_DIR_ENV", "OPTIONS", "apply", "fit", "init", "load", "save", "summary"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "MODEL_DIR_ENV",
+    "OPTIONS",
+    "apply",
+    "field_columns",
+    "fit",
+    "init",
+    "init_settings",
+    "load",
+    "save",
+    "summary",
+]
 
 MODEL_DIR_ENV = "HUNTBOOK_DSDL_MODEL_DIR"
 DEFAULT_MODEL_DIR = "/srv/app/model/data/"
@@ -171,6 +183,11 @@ def _settings(df: pd.DataFrame | None, param: Mapping[str, Any] | None) -> dict[
     return settings
 
 
+def init_settings(param: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The validated model settings from a DSDL-shaped ``param`` dict, without a DataFrame to check."""
+    return _settings(None, param)
+
+
 def _check_fields(df: pd.DataFrame, fields: list[str]) -> None:
     missing = [f for f in fields if f not in df.columns]
     if missing:
@@ -205,7 +222,7 @@ def apply(model: dict[str, Any], df: pd.DataFrame, param: Mapping[str, Any] | No
     _check_fields(df, model["fields"])
     result = df.copy()
     for field in model["fields"]:
-        for name, column in _field_columns(df[field], model).items():
+        for name, column in field_columns(df[field], model).items():
             result[f"{field}_{name}"] = column.set_axis(df.index)
     return result
 
@@ -216,7 +233,8 @@ def _cell(value: Any) -> str | None:
     return str(value).replace("\x00", "")
 
 
-def _field_columns(values: pd.Series, model: Mapping[str, Any]) -> dict[str, pd.Series]:
+def field_columns(values: pd.Series, model: Mapping[str, Any]) -> dict[str, pd.Series]:
+    """The output columns (decoded, iocs, ioc_types, ioc_count[, ti_severity, ti_flagged]) of ``values``."""
     import pandas as pd
 
     from huntbook.decode import add_decoded
