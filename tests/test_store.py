@@ -513,3 +513,37 @@ def test_the_same_file_twice_in_one_call_counts_once(tmp_path: Path) -> None:
     summary = hb.LocalStore(tmp_path / "s").ingest([tmp_path / "a", tmp_path / "b"], progress=False)
     assert list(summary.status) == ["ok", "already ingested"]
     assert list(summary.ingested) == [3, 0] and list(summary.duplicates) == [0, 3]
+
+
+def test_sources_larger_than_memory_spill_to_staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huntbook import formats
+    from huntbook import store as store_module
+
+    (tmp_path / "in").mkdir()
+    small = _jsonl(tmp_path / "in" / "a.jsonl", [_evtx_json(4688, PROC, rid=i) for i in range(3)])
+    # identical records in the large one: occurrence numbers must survive the spill
+    big_records = [_evtx_json(4688, {**PROC, "CommandLine": f"c{i % 400}"}, rid=i % 400) for i in range(900)]
+    big = _jsonl(tmp_path / "in" / "b.jsonl", big_records)
+    expected = hb.LocalStore(tmp_path / "memory").ingest([small, big], progress=False)
+
+    real_read = formats.read
+    monkeypatch.setattr(formats, "read", lambda source, fmt: real_read(source, fmt, batch_size=100))
+    monkeypatch.setattr(store_module, "MEMORY_BYTES", 20_000)  # the large source spills, the small one not
+    spills: list[str] = []
+    real_spill = store_module.LocalStore._spill
+
+    def spill(self: hb.LocalStore, staged: store_module._Staged) -> None:
+        spills.append(staged.source.name)
+        real_spill(self, staged)
+
+    monkeypatch.setattr(store_module.LocalStore, "_spill", spill)
+    spilled_store = hb.LocalStore(tmp_path / "spilled")
+    summary = spilled_store.ingest([small, big], progress=False)
+    assert summary["ingested"].tolist() == expected["ingested"].tolist() == [3, 900]
+    assert spills and set(spills) == {str(big)}
+    with hb.LocalStore(tmp_path / "memory").connect() as a, spilled_store.connect() as b:
+        query = "SELECT EventKey, SourceFile, SourceOffset FROM events ORDER BY ALL"
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+        assert b.execute("SELECT count(*) FROM process_events").fetchone()[0] == 903
+    assert not (spilled_store.path / ".staging").exists()
+    assert spilled_store.ingest([small, big], progress=False)["ingested"].sum() == 0

@@ -68,7 +68,7 @@ from typing import IO, Any, cast
 from huntbook._types import PathLike
 from huntbook.errors import IngestError
 
-__all__ = ["FORMATS", "BadRecord", "Batch", "Source", "detect", "read", "sources"]
+__all__ = ["FORMATS", "BadRecord", "Batch", "Source", "detect", "is_file", "read", "sources"]
 
 FORMATS = (
     "evtx",
@@ -500,6 +500,11 @@ class _TarMember:
 
 
 # --------------------------------------------------------------------------- sources
+def is_file(source: Source) -> bool:
+    """Whether a source is a plain file (read in place), not an archive member or decompressed stream."""
+    return isinstance(source.open, _FileOpener)
+
+
 def sources(paths: PathLike | Iterable[PathLike]) -> Iterator[Source]:
     """Expand files, folders (recursively, sorted) and archives into :class:`Source` items.
 
@@ -1309,6 +1314,9 @@ def _local_copy(source: Source, stack: contextlib.ExitStack) -> tuple[str | IO[b
     if isinstance(source.open, _FileOpener):
         return source.open.path, os.path.getsize(source.open.path), None
     opened = source.open()
+    if isinstance(opened, io.BytesIO):  # already in memory: seekable as it is
+        stack.callback(opened.close)
+        return opened, len(opened.getbuffer()), None
     spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
     error = None
     try:

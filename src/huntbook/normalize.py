@@ -10,6 +10,7 @@ NXLog, Winlogbeat or a Log Analytics CSV export.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -219,8 +220,17 @@ def layout_for(fmt: str, source_name: str = "", variant: str | None = None) -> L
 
     ``source_name`` names Zeek logs that carry no ``_path``; ``variant`` is what the store read
     from the source's head: the ``#path`` of a Zeek TSV log, or ``"legacy"`` for Winlogbeat 6.x
-    (top-level ``event_data``, ``event_id``, ``log_name``, ``computer_name``).
+    (top-level ``event_data``, ``event_id``, ``log_name``, ``computer_name``). Layouts are
+    shared between calls: do not change them.
     """
+    if fmt in ("zeek_json", "zeek_tsv"):
+        return _layout(fmt, variant or _zeek_path_from_name(source_name))
+    return _layout(fmt, variant)
+
+
+@functools.cache
+def _layout(fmt: str, variant: str | None) -> Layout:
+    """The layout of ``fmt``; ``variant`` is the Winlogbeat variant or the Zeek log name."""
     if fmt in ("evtx", "evtx_json"):
         system = {
             "t_sys": '$.Event.System.TimeCreated."#attributes".SystemTime',
@@ -243,8 +253,7 @@ def layout_for(fmt: str, source_name: str = "", variant: str | None = None) -> L
         return _windows(fmt, system, f"{base}.event_data", _EVTX_ONLY)
     if fmt in ("zeek_json", "zeek_tsv"):
         paths = {k: f"$.{v}" for k, v in _ZEEK_FIELDS.items()}
-        guess = variant or _zeek_path_from_name(source_name)
-        log = f"COALESCE(hb_nz(_path), hb_nz(stream), {_sql_str(guess)})"
+        log = f"COALESCE(hb_nz(_path), hb_nz(stream), {_sql_str(variant)})"
         return Layout(
             fmt=fmt,
             family="zeek",

@@ -6,7 +6,8 @@ Layout of a store folder::
     tables/<table>/<part>.parquet  one part per ingested source and table
     .staging/  .tmp/  .lock      working space while ingesting
 
-Ingestion streams each source in batches to staging files, then commits it in one step:
+Ingestion streams each source in Arrow batches held in memory (spilled to staging files past
+``MEMORY_BYTES``), then commits sources in groups, in one step each:
 records get a stable ``EventKey`` (content hash, plus the occurrence number for identical
 records in one source), keys already in the store are dropped (so re-ingesting adds nothing),
 and the ``events`` table plus the normalized tables are written. Unreadable records go to the
@@ -16,7 +17,9 @@ and the ``events`` table plus the normalized tables are written. Unreadable reco
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,31 +41,38 @@ from huntbook.schema import DESCRIPTIONS, TABLES
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["SUMMARY_COLUMNS", "LocalStore"]
 
 SUMMARY_COLUMNS = ["file", "format", "records", "ingested", "quarantined", "duplicates", "status", "seconds"]
 CATALOG_VERSION = 1
 _HASH_CHUNK = 1 << 20
+_BUFFER_MAX = 64 << 20  # archive members up to this size are decompressed once, into memory
 COMMIT_RECORDS = 1_000_000  # staged records that trigger a commit
+SMALL_COMMIT = 100_000  # records up to which a commit runs on one thread (parallel scans cost more)
+MEMORY_BYTES = 256 << 20  # staged Arrow data held in memory; a source past it spills to staging files
 CLUSTERED = ("process_events", "authentication", "network_sessions", "dns", "alerts")
 _FILE, _OFFSET = "__hb_source_file", "__hb_source_offset"  # staging columns beside the record
 
 
 @dataclass
 class _Staged:
-    """A source read into staging files, waiting for its commit."""
+    """A source read into Arrow batches (in memory, or spilled to staging files), waiting for its commit."""
 
     source: formats.Source
     fmt: str
     digest: str
     layout: normalize.Layout
-    folder: Path
-    batches: int = 0
+    group: str = ""  # sources of one group (same layout and columns) are normalized in one query
+    tables: list[pa.Table] = field(default_factory=list)  # batches held in memory
+    nbytes: int = 0  # their size
+    spilled: int = 0  # batches written to staging files
     good: int = 0
     bad: list[formats.BadRecord] = field(default_factory=list)
     row: dict[str, Any] = field(default_factory=dict)
     columns: list[str] | None = None  # tabular sources: their column names
+    folder: Path | None = None  # staging folder of spilled batches
 
 
 class LocalStore:
@@ -204,6 +214,7 @@ class LocalStore:
             all_sources = list(formats.sources(path_list))
             known = {e["sha256"]: e for e in self._read_catalog()["sources"]}
             pending: list[_Staged] = []
+            pending_records = pending_bytes = 0
             bar = progress_bar(progress, total=sum(s.size for s in all_sources), unit="B", unit_scale=True)
             with bar:
                 for source in all_sources:
@@ -212,15 +223,17 @@ class LocalStore:
                     rows.append(row)
                     if staged is not None:
                         pending.append(staged)
+                        pending_records += staged.good
+                        pending_bytes += staged.nbytes
                         records = staged.good + len(staged.bad)
                         known[staged.digest] = {
                             "format": staged.fmt,
                             "records": records,
                             "quarantined": len(staged.bad),
                         }
-                    if sum(p.good for p in pending) >= COMMIT_RECORDS:
+                    if pending_records >= COMMIT_RECORDS or pending_bytes >= MEMORY_BYTES:
                         self._commit(con, pending)
-                        pending = []
+                        pending, pending_records, pending_bytes = [], 0, 0
                     bar.update(source.size)
                 if pending:
                     self._commit(con, pending)
@@ -265,7 +278,7 @@ class LocalStore:
         row.update(file=source.name, format=None, status="ok")
         staged = None
         try:
-            digest = _sha256(source)
+            digest, source = _sha256(source)
             previous = known.get(digest)
             fmt = previous["format"] if previous else formats.detect(source)
             row["format"] = fmt
@@ -281,8 +294,6 @@ class LocalStore:
                 staged.row = row
         except (OSError, IngestError) as exc:
             row["status"] = f"error: {exc}"
-            if staged is not None:
-                shutil.rmtree(staged.folder, ignore_errors=True)
             staged = None
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row, staged
@@ -290,61 +301,82 @@ class LocalStore:
     def _stage(
         self, con: duckdb.DuckDBPyConnection, source: formats.Source, fmt: str, digest: str, bar: Any
     ) -> _Staged:
-        """Stream a source into staging Parquet files: ``raw`` JSON text, or the source's own columns."""
+        """Read a source into Arrow batches: ``raw`` JSON text, or the source's own columns."""
         layout = normalize.layout_for(fmt, source.name, _variant(source, fmt))
-        staged = _Staged(source, fmt, digest, layout, self.path / ".staging")
+        staged = _Staged(source, fmt, digest, layout)
         try:
             for item in formats.read(source, fmt):
                 if isinstance(item, formats.BadRecord):
                     staged.bad.append(item)
                 elif len(item):
-                    self._stage_batch(con, staged, item)
+                    self._stage_batch(staged, item)
                     bar.set_postfix(records=staged.good, refresh=False)
         except BaseException:
-            if staged.batches:
+            if staged.folder is not None:
                 shutil.rmtree(staged.folder, ignore_errors=True)
             raise
         return staged
 
-    def _stage_batch(self, con: duckdb.DuckDBPyConnection, staged: _Staged, item: formats.Batch) -> None:
+    def _stage_batch(self, staged: _Staged, item: formats.Batch) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if item.raw is not None:
             table = pa.table({"raw": pa.array(item.raw, pa.string())})
         else:
             table = item.rows
             staged.columns = staged.columns or [str(c) for c in table.column_names]
-        if staged.batches == 0:
+        if not staged.group:
             shape = repr((staged.layout, staged.columns, None if item.raw is not None else str(table.schema)))
-            group = hashlib.sha256(shape.encode()).hexdigest()[:16]
-            staged.folder = self.path / ".staging" / group / uuid.uuid4().hex
-            staged.folder.mkdir(parents=True)
-        table = table.append_column(_FILE, pa.array([staged.source.name] * len(item), pa.string()))
+            staged.group = hashlib.sha256(shape.encode()).hexdigest()[:16]
+        table = table.append_column(_FILE, pa.repeat(pa.scalar(staged.source.name, pa.string()), len(item)))
         table = table.append_column(_OFFSET, pa.array(item.offsets, pa.int64()))
-        pq.write_table(table, staged.folder / f"{staged.batches:06d}.parquet", compression="lz4")
-        staged.batches += 1
+        staged.tables.append(table)
+        staged.nbytes += table.nbytes
         staged.good += len(item)
+        if staged.nbytes > MEMORY_BYTES:
+            self._spill(staged)
+
+    def _spill(self, staged: _Staged) -> None:
+        """Move a source's batches held in memory to staging files (a source larger than memory)."""
+        import pyarrow.parquet as pq
+
+        if staged.folder is None:
+            staged.folder = self.path / ".staging" / staged.group / uuid.uuid4().hex
+            staged.folder.mkdir(parents=True)
+        for table in staged.tables:
+            pq.write_table(table, staged.folder / f"{staged.spilled:06d}.parquet", compression="lz4")
+            staged.spilled += 1
+        staged.tables, staged.nbytes = [], 0
 
     def _commit(self, con: duckdb.DuckDBPyConnection, pending: list[_Staged]) -> None:
         """Key, de-duplicate, normalize and write staged sources; then record them in the catalog."""
         started = time.perf_counter()
+        small = sum(s.good for s in pending) <= SMALL_COMMIT
+        con.execute(f"SET threads = {1 if small else self.threads or os.cpu_count() or 1}")
         catalog = self._read_catalog()
         commit_id = uuid.uuid4().hex[:12]
         new_parts: dict[str, list[str]] = {}
         ingested: dict[str, int] = {}
-        groups = {s.folder.parent: s for s in pending if s.batches}
+        groups: dict[str, list[_Staged]] = {}
+        for staged in pending:
+            if staged.good:
+                groups.setdefault(staged.group, []).append(staged)
         existing = [self.path / p for p in catalog["parts"].get("events", [])]
-        for n, (group, first) in enumerate(sorted(groups.items())):
-            glob = _sql_str(str(group / "*" / "*.parquet"))
+        for n, (group, members) in enumerate(sorted(groups.items())):
+            self._register_group(con, group, members)
             source = (
                 f"(SELECT {_FILE} AS SourceFile, {_OFFSET} AS SourceOffset, * EXCLUDE ({_FILE}, {_OFFSET}) "
-                f"FROM read_parquet({glob}, union_by_name = true))"
+                "FROM hb_staged)"
             )
+            first = members[0]
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE x AS "
                 + normalize.extract_sql(first.layout, source, first.columns)
             )
+            con.execute("DROP VIEW IF EXISTS hb_staged")
+            con.unregister("hb_staged_memory")
+            for staged in members:
+                staged.tables, staged.nbytes = [], 0
             self._dedup(con, existing)
             for file, count in con.execute("SELECT SourceFile, count(*) FROM x GROUP BY ALL").fetchall():
                 ingested[file] = ingested.get(file, 0) + count
@@ -381,6 +413,20 @@ class LocalStore:
             catalog["parts"].setdefault(table, []).extend(files)
         self._write_catalog(catalog)
         shutil.rmtree(self.path / ".staging", ignore_errors=True)
+
+    def _register_group(self, con: duckdb.DuckDBPyConnection, group: str, members: list[_Staged]) -> None:
+        """View ``hb_staged``: the batches of a group's sources, in memory and spilled."""
+        import pyarrow as pa
+
+        selects = []
+        tables = [t for s in members for t in s.tables]
+        if tables:
+            con.register("hb_staged_memory", pa.concat_tables(tables))
+            selects.append("SELECT * FROM hb_staged_memory")
+        if any(s.spilled for s in members):
+            glob = _sql_str(str(self.path / ".staging" / group / "*" / "*.parquet"))
+            selects.append(f"SELECT * FROM read_parquet({glob}, union_by_name = true)")
+        con.execute("CREATE OR REPLACE TEMP VIEW hb_staged AS " + " UNION ALL BY NAME ".join(selects))
 
     @staticmethod
     def _dedup(con: duckdb.DuckDBPyConnection, existing: list[Path]) -> None:
@@ -455,21 +501,30 @@ def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
-def _sha256(source: formats.Source) -> str:
-    """Content hash of a source. A damaged stream (truncated .gz, ...) hashes what is readable, so
-    its good records are still ingested; its reader reports the damage as a bad record."""
+def _sha256(source: formats.Source) -> tuple[str, formats.Source]:
+    """Content hash of a source, and the source to read from then on.
+
+    An archive member of at most ``_BUFFER_MAX`` bytes is decompressed once, here: the source
+    returned reads it from memory. A damaged stream (truncated .gz, ...) hashes what is readable,
+    so its good records are still ingested; its reader reports the damage as a bad record.
+    """
     digest = hashlib.sha256()
     read = 0
+    kept: list[bytes] | None = [] if not formats.is_file(source) and source.size <= _BUFFER_MAX else None
     try:
         with source.open() as stream:
             while chunk := stream.read(_HASH_CHUNK):
                 digest.update(chunk)
                 read += len(chunk)
+                if kept is not None:
+                    kept.append(chunk)
     except (OSError, EOFError, zlib.error):
         if not read:
             raise
-        return "partial-" + digest.hexdigest()
-    return digest.hexdigest()
+        return "partial-" + digest.hexdigest(), source
+    if kept is not None:
+        source = formats.Source(source.name, source.size, functools.partial(io.BytesIO, b"".join(kept)))
+    return digest.hexdigest(), source
 
 
 def _variant(source: formats.Source, fmt: str) -> str | None:

@@ -290,6 +290,8 @@ def _hunt(
                     small.append(group)
                 else:
                     large.append(group)
+            if small and not large and sum(sizes) <= ARROW_MAX_ROWS:
+                con.execute("SET threads = 1")  # few rows: parallel scans cost more than they give
             if small:
                 picked = [groups.index(g) for g in small]
                 rows += _run_in_process(con, small, kinds, picked, compiled.status, bar, raw, compiled.needs)
