@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huntbook import formats, normalize
-from huntbook._progress import progress_bar
+from huntbook._progress import gc_paused, progress_bar
 from huntbook._types import PathLike
 from huntbook.errors import IngestError, StoreError
 from huntbook.schema import DESCRIPTIONS, TABLES
@@ -208,7 +208,7 @@ class LocalStore:
             if not Path(p).expanduser().exists():
                 raise IngestError("no such file or folder", where=str(p), hint="check the path")
         rows: list[dict[str, Any]] = []
-        with self._lock(), self._duckdb() as con:
+        with self._lock(), gc_paused(), self._duckdb() as con:
             con.execute(normalize.MACROS)
             self._cleanup()
             all_sources = list(formats.sources(path_list))
@@ -455,7 +455,7 @@ class LocalStore:
         target = self.path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".parquet.tmp")
-        codec = "zstd"  # events and quarantine: raw text, compact
+        codec = "zstd, COMPRESSION_LEVEL 1"  # events and quarantine: raw text; level 1 is as compact, faster
         if table in CLUSTERED:  # hunted tables: host then time (host hunts skip row groups), fast lz4
             sql = f"SELECT * FROM ({sql}) ORDER BY DvcHostname, TimeGenerated"
             codec = "lz4"

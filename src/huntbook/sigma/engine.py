@@ -15,14 +15,12 @@ number of events (:data:`ARROW_MAX_ROWS`):
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
-from huntbook._progress import progress_bar
+from huntbook._progress import gc_paused, progress_bar
 from huntbook._types import PathLike
 from huntbook.errors import DataError, ParameterError
 from huntbook.sigma.arrow import L_RAW_SQL, Evaluator, Literals, literals, positions, read_fields
@@ -146,7 +144,7 @@ def compile_rules(rules: RuleSet | Iterable[Rule]) -> CompiledRules:
         compiled = hb.sigma.compile_rules(rules)
         hb.sigma.hunt(store, compiled)
     """
-    with _gc_paused():
+    with gc_paused():
         return _compile_rules(list(rules))
 
 
@@ -187,20 +185,6 @@ def _compile_rules(rule_list: list[Rule]) -> CompiledRules:
         status[key] = "ok"
     needs = {k: sorted(v) for k, v in wanted_by_correlation.items()}
     return CompiledRules(groups, status, rule_list, needs, quiet)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile: the rules' pySigma objects are hundreds of thousands
-    of objects that a full collection walks (~0.5 s each), triggered by the many small objects made
-    here, none of which is garbage until the hunt ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _correlation_needs(rules: list[Rule]) -> tuple[dict[str, set[str]], set[str]]:
@@ -256,7 +240,7 @@ def hunt(
     """
     if engine not in ENGINES:
         raise ParameterError(f"unknown engine {engine!r}", where="engine", hint="auto, arrow or duckdb")
-    with _gc_paused():
+    with gc_paused():
         return _hunt(store, rules, progress=progress, raw=raw, engine=engine)
 
 
