@@ -1,4 +1,5 @@
-"""A loopback Elasticsearch: search with point in time and search_after, ES|QL, _bulk, in memory.
+"""A loopback Elasticsearch: search with point in time and search_after, aggregations, ES|QL, _bulk,
+in memory.
 
 Serve :meth:`ElasticServer.app` with :class:`huntbook.testing.loopback.LoopbackServer`. What it speaks
 (from the Elasticsearch REST API reference):
@@ -15,8 +16,15 @@ Serve :meth:`ElasticServer.app` with :class:`huntbook.testing.loopback.LoopbackS
   ``pit``, ``_source``. ``from + size`` over 10,000 is the 400 ``Result window is too large`` error;
   an unknown or expired point in time is 404 ``search_context_missing_exception``;
 - query DSL: ``match_all bool(must filter should must_not minimum_should_match) term terms match
-  match_phrase range prefix wildcard exists ids query_string``; ``case_insensitive`` on term, prefix
-  and wildcard. Strings are keywords (exact, case-sensitive) except ``message`` (text: analysed);
+  match_phrase range prefix wildcard regexp exists ids query_string``; ``case_insensitive`` on term,
+  prefix, wildcard and regexp. Strings are keywords (exact, case-sensitive) except ``message`` (text:
+  analysed);
+- ``aggs``: ``composite`` (``terms`` sources with ``missing_bucket`` and ``order``, ``size``,
+  ``after``; ``after_key`` in the answer), ``terms`` (``size``; by count, then key) and the metrics
+  ``min max sum avg value_count cardinality`` (on dates ``value`` in epoch milliseconds and
+  ``value_as_string``); ``GET|POST /<index>/_field_caps`` (``fields`` in the query or the body) gives
+  each field's type; :meth:`ElasticServer.define` maps a field as ``ip`` (terms compare addresses, an
+  invalid one is a 400; ``prefix``/``wildcard``/``regexp`` on it are refused, as on a real cluster);
 - ``query_string`` (Lucene): ``field:value``, ``field:"phrase"``, ``field:(a OR b)``, ranges
   ``[a TO b}``, ``AND OR NOT + -``, parentheses, ``* ?`` wildcards, ``\\`` escapes, ``_exists_:f``;
   bare terms search every field; the default operator is OR;
@@ -32,6 +40,14 @@ Serve :meth:`ElasticServer.app` with :class:`huntbook.testing.loopback.LoopbackS
   store their documents and then answer only after ``hang`` seconds (a reply lost on the way).
 
 ``slow`` maps a text found in a request body to seconds the answer waits.
+
+``distribution="opensearch"`` makes it an OpenSearch 2.x node instead (from the OpenSearch REST
+reference): ``GET /`` says ``version.distribution: opensearch`` and no answer carries
+``X-Elastic-Product``; the point in time is ``POST /<index>/_search/point_in_time?keep_alive=`` ->
+``{"pit_id", "creation_time"}`` and ``DELETE /_search/point_in_time`` ``{"pit_id": [...]}`` ->
+``{"pits": [{"pit_id", "successful"}]}`` (no ``/_pit``); a point-in-time search adds no
+``_shard_doc`` tie-breaker to the sort (sorting on ``_id`` is allowed); there is no ES|QL
+(``/_query`` has no handler). Search, query DSL, Lucene and ``_bulk`` are the same.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ from __future__ import annotations
 import base64
 import bisect
 import gzip
+import ipaddress
 import itertools
 import json
 import re
@@ -55,6 +72,7 @@ from splunk_server import SplError, _aggregate, _sort_key, compile_expression
 __all__ = ["ElasticServer", "ecs_documents"]
 
 VERSION = "9.1.0"
+OPENSEARCH_VERSION = "2.19.1"
 MAX_WINDOW = 10_000
 ESQL_DEFAULT_LIMIT = 1_000
 ESQL_MAX = 10_000
@@ -148,7 +166,16 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, bool) or value in ("true", "false")
     if kind == "date":
         return parse_date(value) is not None
+    if kind == "ip":
+        return _ip(value) is not None
     return not isinstance(value, dict)
+
+
+def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
 
 
 def _wildcard(pattern: str, insensitive: bool) -> re.Pattern[str]:
@@ -164,7 +191,44 @@ def _wildcard(pattern: str, insensitive: bool) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if insensitive else 0))
 
 
+def _lucene_regexp(pattern: str, insensitive: bool) -> re.Pattern[str]:
+    """A Lucene regular expression (``regexp`` query, no optional operators): ``. ? + * | ( )
+    {n,m}`` and ``[...]`` classes (no escapes inside) as in Python, ``\\x`` the character x, anything
+    else literal; it must match the whole value."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 == len(pattern):
+                raise EsError(
+                    400, "query_shard_exception", "failed to create query: expected character after \\"
+                )
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif ch == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0 or "\\" in pattern[i:end]:
+                raise EsError(400, "query_shard_exception", "failed to create query: bad character class")
+            out.append(pattern[i : end + 1])  # [abc] [^a-z]: the same in Python
+            i = end + 1
+        else:
+            out.append(ch if ch in ".?+*|(){},0123456789" else re.escape(ch))
+            i += 1
+    try:
+        return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if insensitive else 0))
+    except re.error as exc:
+        raise EsError(400, "query_shard_exception", f"failed to create query: {exc}") from None
+
+
 def _same(stored: Any, wanted: Any, kind: str, insensitive: bool = False) -> bool:
+    if kind == "ip":
+        if _ip(wanted) is None:
+            raise EsError(
+                400,
+                "query_shard_exception",
+                f"failed to create query: '{wanted}' is not an IP string literal.",
+            )
+        return _ip(stored) == _ip(wanted)
     if kind == "date":
         return parse_date(stored) == parse_date(wanted)
     if kind in ("long", "double"):
@@ -231,6 +295,7 @@ class ElasticServer:
         api_key: ``(id, key)`` of the API key accepted as ``ApiKey base64(id:key)``.
         username, password: the basic-auth user.
         bearer: a bearer token.
+        distribution: ``elasticsearch`` or ``opensearch`` (see the module docs).
     """
 
     def __init__(
@@ -240,7 +305,9 @@ class ElasticServer:
         username: str | None = None,
         password: str | None = None,
         bearer: str | None = None,
+        distribution: str = "elasticsearch",
     ) -> None:
+        self.opensearch = distribution == "opensearch"
         self.api_key = api_key
         self.username, self.password, self.bearer = username, password, bearer
         self.indices: dict[str, _Index] = {}
@@ -312,6 +379,11 @@ class ElasticServer:
             existed = doc_id in target.docs
             target.docs[doc_id] = (next(self._seq), dict(source), flat)
             return (200, "updated") if existed else (201, "created")
+
+    def define(self, name: str, field: str, kind: str) -> None:
+        """Map ``field`` of index ``name`` as ``kind`` (e.g. ``ip``) before any document sets it."""
+        with self._lock:
+            self.indices.setdefault(name, _Index(name)).types[field] = kind
 
     def load(self, documents: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
         """Store ``(index, id, source)`` documents."""
@@ -391,16 +463,16 @@ class ElasticServer:
             return self._reply(EsError(400, "parsing_exception", str(exc)).body(), 400, version)
         return self._reply(body, status, version, extra)
 
-    @staticmethod
     def _reply(
-        body: Any, status: int, version: re.Match[str] | None, extra: Mapping[str, str] | None = None
+        self, body: Any, status: int, version: re.Match[str] | None, extra: Mapping[str, str] | None = None
     ) -> Reply:
         kind = (
             f"application/vnd.elasticsearch+json;compatible-with={version.group(1)}"
             if version
             else "application/json"
         )
-        headers = {"Content-Type": kind, "X-Elastic-Product": "Elasticsearch", **(extra or {})}
+        product = {} if self.opensearch else {"X-Elastic-Product": "Elasticsearch"}
+        headers = {"Content-Type": kind, **product, **(extra or {})}
         return Reply(status, json.dumps(body, default=_json_default).encode(), headers)
 
     def _authorized(self, request: LoopbackRequest) -> bool:
@@ -415,7 +487,11 @@ class ElasticServer:
 
     def _route(self, request: LoopbackRequest) -> tuple[int, Any, dict[str, str]]:
         path, method = request.path.rstrip("/") or "/", request.method
-        if path == "/" and method in ("GET", "HEAD"):
+        if self.opensearch:
+            routed = self._opensearch_route(request, path, method)
+            if routed is not None:
+                return routed
+        elif path == "/" and method in ("GET", "HEAD"):
             return (
                 200,
                 {
@@ -427,19 +503,23 @@ class ElasticServer:
                 },
                 {},
             )
-        if path == "/_pit" and method == "DELETE":
+        if path == "/_pit" and method == "DELETE" and not self.opensearch:
             pit_id = request.json().get("id")
             with self._lock:
                 freed = self.pits.pop(pit_id, None) is not None
                 self.closed_pits.append(pit_id)
             return (200 if freed else 404), {"succeeded": True, "num_freed": int(freed)}, {}
         match = re.fullmatch(r"/([^_/][^/]*)/_pit", path)
-        if match and method == "POST":
+        if match and method == "POST" and not self.opensearch:
             return 200, self._open_pit(match.group(1), request.param("keep_alive") or ""), {}
         match = re.fullmatch(r"(?:/([^_/][^/]*))?/_search", path)
         if match:
             return 200, self._search(match.group(1), request.json() if request.body else {}), {}
-        if path == "/_query" and method == "POST":
+        match = re.fullmatch(r"(?:/([^_/][^/]*))?/_field_caps", path)
+        if match and method in ("GET", "POST"):
+            fields = request.param("fields") or (request.json() if request.body else {}).get("fields") or "*"
+            return 200, self._field_caps(match.group(1) or "_all", fields), {}
+        if path == "/_query" and method == "POST" and not self.opensearch:
             return self._esql(request.json())
         match = re.fullmatch(r"(?:/([^_/][^/]*))?/_bulk", path)
         if match and method in ("POST", "PUT"):
@@ -450,6 +530,65 @@ class ElasticServer:
         raise EsError(
             400, "illegal_argument_exception", f"no handler found for uri [{path}] and method [{method}]"
         )
+
+    def _opensearch_route(
+        self, request: LoopbackRequest, path: str, method: str
+    ) -> tuple[int, Any, dict[str, str]] | None:
+        """OpenSearch's own endpoints (None: the shared ones)."""
+        if path == "/" and method in ("GET", "HEAD"):
+            version = {"distribution": "opensearch", "number": OPENSEARCH_VERSION, "build_type": "tar"}
+            info = {
+                "name": "loopback-os01",
+                "cluster_name": "loopback",
+                "cluster_uuid": "loopback",
+                "version": {
+                    **version,
+                    "lucene_version": "9.12.1",
+                    "minimum_wire_compatibility_version": "7.10.0",
+                },
+                "tagline": "The OpenSearch Project: https://opensearch.org/",
+            }
+            return 200, info, {}
+        match = re.fullmatch(r"/([^_/][^/]*)/_search/point_in_time", path)
+        if match and method == "POST":
+            opened = self._open_pit(match.group(1), request.param("keep_alive") or "")
+            created = int(time.time() * 1000)
+            return 200, {"pit_id": opened["id"], "_shards": opened["_shards"], "creation_time": created}, {}
+        if path == "/_search/point_in_time" and method == "DELETE":
+            wanted = request.json().get("pit_id")
+            answers = []
+            for pit_id in wanted if isinstance(wanted, list) else [wanted]:
+                with self._lock:
+                    freed = self.pits.pop(pit_id, None) is not None
+                    self.closed_pits.append(pit_id)
+                answers.append({"pit_id": pit_id, "successful": freed})
+            return 200, {"pits": answers}, {}
+        return None
+
+    def _field_caps(self, target: str, fields: str | list[str]) -> dict[str, Any]:
+        """``GET /<index>/_field_caps?fields=a,b*`` (or ``{"fields"}`` in the body): each matching
+        field's type(s), with the indices of each type when they differ."""
+        fields = ",".join(fields) if isinstance(fields, list) else fields
+        with self._lock:
+            names = self._resolve(target)
+            found: dict[str, dict[str, list[str]]] = {}
+            for name in names:
+                for field, kind in self.indices[name].types.items():
+                    if any(_wildcard(w, False).fullmatch(field) for w in fields.split(",")):
+                        found.setdefault(field, {}).setdefault(kind, []).append(name)
+        answer: dict[str, Any] = {"indices": names, "fields": {}}
+        for field, kinds in found.items():
+            answer["fields"][field] = {
+                kind: {
+                    "type": kind,
+                    "metadata_field": False,
+                    "searchable": True,
+                    "aggregatable": kind != "text",
+                }
+                | ({"indices": indices} if len(kinds) > 1 else {})
+                for kind, indices in kinds.items()
+            }
+        return answer
 
     # -------------------------------------------------------------- PIT and search
     def _open_pit(self, target: str, keep_alive: str) -> dict[str, Any]:
@@ -498,13 +637,13 @@ class ElasticServer:
                 names = self._resolve(target or "_all")
                 docs = [(n, i, d) for n in names for i, d in self.indices[n].docs.items()]
                 types = self._types(names)
-        sort = _sort_spec(body.get("sort"), tiebreak=bool(pit))
+        sort = _sort_spec(body.get("sort"), tiebreak=bool(pit) and not self.opensearch)
         cache_key = json.dumps([body.get("query"), body.get("sort")], sort_keys=True, default=str)
         cached = snapshot.setdefault("cache", {}).get(cache_key) if pit else None
         if cached is None:
             test = compile_query(body.get("query") or {"match_all": {}}, types)
             hits = [(n, i, d) for n, i, d in docs if test(d[2])]
-            keyed = [(_sort_values(d, sort, types), n, i, d) for n, i, d in hits] if sort else []
+            keyed = [(_sort_values(i, d, sort, types), n, i, d) for n, i, d in hits] if sort else []
             keyed.sort(key=lambda k: _order_key(k[0], sort))
             cached = (hits, keyed, [_order_key(k[0], sort) for k in keyed])
             if pit:
@@ -525,6 +664,9 @@ class ElasticServer:
         }
         if body.get("track_total_hits", True) is not False:
             answer["hits"]["total"] = {"value": len(hits), "relation": "eq"}
+        aggs = body.get("aggs", body.get("aggregations"))
+        if aggs:
+            answer["aggregations"] = aggregate(aggs, [d[2] for _, _, d in hits], types)
         if pit:
             answer["pit_id"] = pit["id"]
         return answer
@@ -656,6 +798,15 @@ def compile_query(query: Mapping[str, Any], types: Mapping[str, str]) -> Predica
         return lambda doc: False
     if kind == "bool":
         return _bool(spec, types)
+    if kind in ("prefix", "wildcard", "regexp"):
+        ((name, _),) = spec.items()
+        if types.get(name, "keyword") == "ip":
+            raise EsError(
+                400,
+                "query_shard_exception",
+                f"failed to create query: Can only use {kind} queries on keyword and text fields - not on "
+                f"[{name}] which is of type [ip]",
+            )
     if kind in ("term", "prefix", "wildcard"):
         ((name, value),) = spec.items()
         options = value if isinstance(value, Mapping) else {"value": value}
@@ -670,6 +821,11 @@ def compile_query(query: Mapping[str, Any], types: Mapping[str, str]) -> Predica
                 (str(v).lower() if insensitive else str(v)).startswith(low) for v in _values(doc, name)
             )
         regex = _wildcard(str(wanted), insensitive)
+        return lambda doc: any(regex.fullmatch(str(v)) for v in _values(doc, name))
+    if kind == "regexp":
+        ((name, value),) = spec.items()
+        options = value if isinstance(value, Mapping) else {"value": value}
+        regex = _lucene_regexp(str(options["value"]), bool(options.get("case_insensitive", False)))
         return lambda doc: any(regex.fullmatch(str(v)) for v in _values(doc, name))
     if kind == "terms":
         ((name, wanted),) = spec.items()
@@ -692,6 +848,153 @@ def compile_query(query: Mapping[str, Any], types: Mapping[str, str]) -> Predica
     if kind == "query_string":
         return compile_lucene(str(spec["query"]), types, default_field=spec.get("default_field", "*"))
     raise EsError(400, "parsing_exception", f"unknown query [{kind}]", line=1, col=1)
+
+
+# ==============================================================================================
+# Aggregations
+
+
+def aggregate(
+    aggs: Mapping[str, Any], docs: list[Mapping[str, Any]], types: Mapping[str, str]
+) -> dict[str, Any]:
+    """``aggs`` of a search body over the matching (flattened) documents: ``composite`` (``terms``
+    sources, ``missing_bucket``, ``order``, ``size``, ``after``; ``after_key`` in the answer),
+    ``terms`` (``size``, by count then key) and the metrics ``min max sum avg value_count
+    cardinality`` (dates: ``value`` epoch milliseconds and ``value_as_string``)."""
+    if not isinstance(aggs, Mapping):
+        raise EsError(400, "parsing_exception", "aggregations must be an object")
+    return {name: _aggregation(name, spec, docs, types) for name, spec in aggs.items()}
+
+
+def _aggregation(
+    name: str, spec: Mapping[str, Any], docs: list[Mapping[str, Any]], types: Mapping[str, str]
+) -> dict[str, Any]:
+    subs = spec.get("aggs", spec.get("aggregations")) or {}
+    kinds = [k for k in spec if k not in ("aggs", "aggregations", "meta")]
+    if len(kinds) != 1:
+        raise EsError(400, "parsing_exception", f"Expected one aggregation type for [{name}]")
+    kind, options = kinds[0], spec[kinds[0]]
+    if kind in _METRICS:
+        return _metric(kind, options, docs, types)
+    if kind == "composite":
+        return _composite_buckets(name, options, subs, docs, types)
+    if kind == "terms":
+        field, size = options["field"], int(options.get("size", 10))
+        groups: dict[Any, list[Mapping[str, Any]]] = {}
+        for doc in docs:
+            for value in dict.fromkeys(_bucket_key(v, types.get(field)) for v in _values(doc, field)):
+                groups.setdefault(value, []).append(doc)
+        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), _key_order(kv[0])))
+        buckets = [_bucket(key, group, subs, types) for key, group in ordered[:size]]
+        left = sum(len(g) for _, g in ordered[size:])
+        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": left, "buckets": buckets}
+    raise EsError(400, "unknown_named_object_exception", f"Unknown aggregation type [{kind}] for [{name}]")
+
+
+_METRICS = frozenset({"min", "max", "sum", "avg", "value_count", "cardinality"})
+
+
+def _metric(
+    kind: str, options: Mapping[str, Any], docs: list[Mapping[str, Any]], types: Mapping[str, str]
+) -> dict[str, Any]:
+    field = options["field"]
+    values = [v for doc in docs for v in _values(doc, field)]
+    if kind == "value_count":
+        return {"value": len(values)}
+    if kind == "cardinality":
+        return {"value": len({_bucket_key(v, types.get(field)) for v in values})}
+    dated = types.get(field) == "date"
+    numbers = [parse_date(v).timestamp() * 1000 if dated else float(v) for v in values]  # type: ignore[union-attr]
+    if kind == "sum":
+        return {"value": float(sum(numbers))}
+    if not numbers:
+        return {"value": None}
+    value = min(numbers) if kind == "min" else max(numbers) if kind == "max" else sum(numbers) / len(numbers)
+    if dated and kind in ("min", "max"):
+        stamp = datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds")
+        return {"value": value, "value_as_string": stamp.replace("+00:00", "Z")}
+    return {"value": value}
+
+
+def _bucket_key(value: Any, kind: str | None) -> Any:
+    """A terms key as Elasticsearch returns it: dates as epoch milliseconds, numbers as numbers."""
+    if kind == "date":
+        return int(parse_date(value).timestamp() * 1000)  # type: ignore[union-attr]
+    if kind in ("long", "double") and not isinstance(value, bool):
+        return int(value) if kind == "long" else float(value)
+    return value
+
+
+def _key_order(value: Any) -> tuple[Any, ...]:
+    return (0,) if value is None else (1, value) if isinstance(value, int | float) else (2, str(value))
+
+
+def _bucket(
+    key: Any, docs: list[Mapping[str, Any]], subs: Mapping[str, Any], types: Mapping[str, str]
+) -> dict[str, Any]:
+    return {"key": key, "doc_count": len(docs), **aggregate(subs, docs, types)}
+
+
+class _Reversed:
+    """A sort key that orders in reverse (a ``desc`` composite source)."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return bool(other.key < self.key)
+
+    def __gt__(self, other: _Reversed) -> bool:
+        return bool(other.key > self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.key == other.key
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _composite_buckets(
+    name: str,
+    options: Mapping[str, Any],
+    subs: Mapping[str, Any],
+    docs: list[Mapping[str, Any]],
+    types: Mapping[str, str],
+) -> dict[str, Any]:
+    sources = []
+    for source in options.get("sources") or []:
+        ((key, spec),) = source.items()
+        if set(spec) != {"terms"}:
+            raise EsError(400, "parsing_exception", f"the loopback's composite [{name}] takes terms sources")
+        terms = spec["terms"]
+        sources.append((key, terms["field"], bool(terms.get("missing_bucket")), terms.get("order", "asc")))
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for doc in docs:
+        choices = []
+        for _, field, missing, _ in sources:
+            values = list(dict.fromkeys(_bucket_key(v, types.get(field)) for v in _values(doc, field)))
+            choices.append(values or ([None] if missing else []))
+        for combination in itertools.product(*choices):
+            groups.setdefault(combination, []).append(doc)
+
+    def order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        parts = []
+        for value, (_, _, _, direction) in zip(key, sources, strict=True):
+            rank = _key_order(value)
+            parts.append(_Reversed(rank) if direction == "desc" else rank)
+        return tuple(parts)
+
+    keys = sorted(groups, key=order)
+    after = options.get("after")
+    if after is not None:
+        mark = order(tuple(after.get(k) for k, _, _, _ in sources))
+        keys = [k for k in keys if order(k) > mark]
+    page = keys[: int(options.get("size", 10))]
+    names = [k for k, _, _, _ in sources]
+    buckets = [_bucket(dict(zip(names, key, strict=True)), groups[key], subs, types) for key in page]
+    out: dict[str, Any] = {"buckets": buckets}
+    if buckets:
+        out["after_key"] = buckets[-1]["key"]
+    return out
 
 
 def _bool(spec: Mapping[str, Any], types: Mapping[str, str]) -> Predicate:
@@ -886,6 +1189,7 @@ def _sort_spec(sort: Any, *, tiebreak: bool) -> list[tuple[str, bool, str | None
 
 
 def _sort_values(
+    doc_id: str,
     doc: tuple[int, dict[str, Any], dict[str, Any]],
     spec: list[tuple[str, bool, str | None]],
     types: Mapping[str, str],
@@ -895,6 +1199,9 @@ def _sort_values(
     for name, descending, _ in spec:
         if name in ("_shard_doc", "_doc"):
             values.append(seq)
+            continue
+        if name == "_id":
+            values.append(doc_id)
             continue
         found = _values(flat, name)
         value = (max if descending else min)(found, key=_sort_key) if found else None

@@ -42,8 +42,7 @@ from typing import Any
 import pandas as pd
 
 from huntbook.testing.drivers import arrow_table
-from huntbook.testing.loopback import LoopbackRequest, LoopbackServer, Reply
-from splunk_server import self_signed_cert, serve_tls
+from huntbook.testing.loopback import LoopbackRequest, LoopbackServer, Reply, self_signed_cert, serve_tls
 
 __all__ = [
     "SENTINEL_TABLES",

@@ -1,11 +1,15 @@
 """The elastic driver with the real elasticsearch client against the loopback Elasticsearch
-(tests/elastic_server.py): ES|QL, query DSL and Lucene hunts on the contract data, literal quoting,
-point-in-time paging past the 10,000-hit window, timeouts, auth (API key, basic), TLS, the product
-check, server errors and the canary secret."""
+(tests/elastic_server.py): the shared DriverContract, ES|QL, query DSL and Lucene hunts on the
+contract data, literal quoting, point-in-time paging past the 10,000-hit window, timeouts, auth (API
+key, basic), TLS, the product check, server errors and the canary secret; and with opensearch-py
+against the loopback's OpenSearch mode: flavor detection, OpenSearch's point in time and tie-breaker,
+basic and bearer auth, the whole contract; huntbook's dsl clauses, composite aggregations paged with
+after_key and the huntbook.sql step."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 import warnings
@@ -18,7 +22,14 @@ import pytest
 
 from elastic_server import ElasticServer, ecs_documents
 from huntbook.config import Config
-from huntbook.drivers.elastic import ElasticDriver, ElasticWarning, dsl_literal, esql_literal, lucene_literal
+from huntbook.drivers.elastic import (
+    ElasticDriver,
+    ElasticWarning,
+    dsl_literal,
+    esql_literal,
+    expand_clauses,
+    lucene_literal,
+)
 from huntbook.errors import DriverError, QueryError, QueryTimeoutError
 from huntbook.plugins import registry
 from huntbook.session import QueryProvider
@@ -35,8 +46,7 @@ from huntbook.testing.drivers import (
     expected,
     write_store,
 )
-from huntbook.testing.loopback import LoopbackServer, Reply
-from splunk_server import self_signed_cert, serve_tls
+from huntbook.testing.loopback import LoopbackServer, Reply, self_signed_cert, serve_tls
 
 pytest.importorskip("elasticsearch", reason="needs the 'elastic' extra (elasticsearch)")
 KEY = ("hunt-key-id", "hunt-api-key-6b1c")
@@ -45,6 +55,24 @@ USER, PASSWORD = "elastic-hunter", "pw-2e7f99"
 PAGE = 5_000
 HASH = "ab" * 32
 FAST = {"page_size": PAGE, "request_timeout": 10, "max_retries": 2}
+CONTRACT_TABLES = ("process_events", "authentication", "network_sessions", "dns")
+#: ASIM columns and their ECS fields in the elastic catalogue's results (ecs_documents' mapping)
+ECS_COLUMNS = {
+    "EventKey": "event.id",
+    "TimeGenerated": "@timestamp",
+    "DvcHostname": "host.name",
+    "TargetProcessCommandLine": "process.command_line",
+    "TargetProcessName": "process.executable",
+    "SrcIpAddr": "source.ip",
+    "SrcPortNumber": "source.port",
+    "SrcBytes": "source.bytes",
+    "SrcHostname": "source.domain",
+    "DstIpAddr": "destination.ip",
+    "DstPortNumber": "destination.port",
+    "DstBytes": "destination.bytes",
+    "TargetHostname": "winlog.computer_name",
+    "DnsQuery": "dns.question.name",
+}
 
 registry("huntbook.drivers").register("elastic", ElasticDriver)  # until the entry point is declared
 
@@ -57,8 +85,11 @@ def frames() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def bulk_state() -> ElasticServer:
+    """Every contract table, with the 25,000 bulk process rows (the shared contract's data)."""
     es = ElasticServer(api_key=KEY)
-    es.load(ecs_documents("process_events", DriverContract.frames()["process_events"]))
+    for table in CONTRACT_TABLES:
+        es.load(ecs_documents(table, DriverContract.frames()[table]))
+    es.slow["hb_slow_marker"] = 5.0
     return es
 
 
@@ -66,6 +97,28 @@ def bulk_state() -> ElasticServer:
 def bulk(bulk_state: ElasticServer) -> Iterator[LoopbackServer]:
     with LoopbackServer(bulk_state.app) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def opensearch_state() -> ElasticServer:
+    """The loopback in its OpenSearch mode, holding the same contract data (basic auth)."""
+    pytest.importorskip("opensearchpy", reason="needs the 'opensearch' extra (opensearch-py)")
+    es = ElasticServer(username=USER, password=PASSWORD, distribution="opensearch")
+    for table in CONTRACT_TABLES:
+        es.load(ecs_documents(table, DriverContract.frames()[table]))
+    es.slow["hb_slow_marker"] = 5.0
+    return es
+
+
+@pytest.fixture(scope="module")
+def opensearch(opensearch_state: ElasticServer) -> Iterator[LoopbackServer]:
+    with LoopbackServer(opensearch_state.app) as server:
+        yield server
+
+
+def os_provider(server: LoopbackServer, **options: Any) -> QueryProvider:
+    settings = {"url": server.url, "username": USER, "password": PASSWORD, **FAST, **options}
+    return QueryProvider("elastic", config=Config(), **settings)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +165,81 @@ def keys(frame: pd.DataFrame) -> list[str]:
 
 def local_keys(frame: pd.DataFrame) -> list[str]:
     return frame["EventKey"].tolist() if len(frame) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared driver contract
+
+
+class TestElasticContract(DriverContract):
+    """huntbook.testing.drivers' contract on the loopback Elasticsearch holding every contract table."""
+
+    column_names = ECS_COLUMNS
+
+    @pytest.fixture(autouse=True)
+    def _server(self, bulk: LoopbackServer) -> None:
+        self.url = bulk.url
+
+    def provider(self, **options: Any) -> QueryProvider:
+        return QueryProvider("elastic", url=self.url, api_key=ENCODED, config=Config(), **FAST, **options)
+
+    def bad_auth_provider(self) -> QueryProvider:
+        return QueryProvider("elastic", url=self.url, api_key=CANARY_SECRET, config=Config(), **FAST)
+
+    def broken_provider(self) -> QueryProvider:
+        with LoopbackServer(lambda request: Reply()) as gone:
+            url = gone.url
+        return QueryProvider("elastic", url=url, api_key=ENCODED, config=Config(), max_retries=0)
+
+    def slow_query(self) -> str:
+        return 'FROM logs-* | WHERE tags == "hb_slow_marker" | LIMIT 1'
+
+    def server_error_query(self) -> str:
+        return "FROM no-such-index | LIMIT 1"
+
+    def count_query(self, qp: QueryProvider) -> str:
+        return "FROM logs-* | STATS n = COUNT(*) | LIMIT 1"
+
+
+class TestOpenSearchContract(DriverContract):
+    """The same contract through opensearch-py on the loopback's OpenSearch mode (flavor detected from
+    ``GET /``): the common hunts are query DSL, which both flavors run."""
+
+    column_names = ECS_COLUMNS
+
+    @pytest.fixture(autouse=True)
+    def _server(self, opensearch: LoopbackServer) -> None:
+        self.url = opensearch.url
+
+    def provider(self, **options: Any) -> QueryProvider:
+        return QueryProvider(
+            "elastic", url=self.url, username=USER, password=PASSWORD, config=Config(), **FAST, **options
+        )
+
+    def bad_auth_provider(self) -> QueryProvider:
+        return QueryProvider(
+            "elastic", url=self.url, username=USER, password=CANARY_SECRET, config=Config(), **FAST
+        )
+
+    def broken_provider(self) -> QueryProvider:
+        with LoopbackServer(lambda request: Reply()) as gone:
+            url = gone.url
+        return QueryProvider(
+            "elastic", url=url, username=USER, password=PASSWORD, flavor="opensearch", config=Config(),
+            max_retries=0,
+        )  # fmt: skip
+
+    def native_language(self, qp: QueryProvider) -> str:
+        return "dsl"
+
+    def slow_query(self) -> str:
+        return '{ "query": { "term": { "tags": "hb_slow_marker" } } }'
+
+    def server_error_query(self) -> str:
+        return '{ "index": "no-such-index", "query": { "match_all": { } } }'
+
+    def count_query(self, qp: QueryProvider) -> str:
+        return '{ "size": 1, "query": { "match_all": { } } }'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +345,140 @@ def test_password_spray_aggregates_like_the_local_store(server: LoopbackServer, 
     assert pd.api.types.is_integer_dtype(got["DistinctAccounts"])
 
 
+def test_huntbook_clauses_become_escaped_regexp_queries() -> None:
+    host = expand_clauses({"huntbook.host": {"fields": ["host.name"], "value": "WS01.corp.example"}})
+    assert host["regexp"]["host.name"] == {
+        "value": "ws01\\.corp\\.example(\\..*)?|ws01|ws01\\.corp",
+        "case_insensitive": True,
+        "flags": "NONE",
+    }
+    assert expand_clauses({"huntbook.host": {"fields": ["host.name"], "value": ""}}) == {"match_all": {}}
+    text = expand_clauses({"huntbook.contains": {"fields": ["f"], "value": "a*b?c\\d.e"}})
+    assert text["regexp"]["f"]["value"] == ".*a\\*b\\?c\\\\d\\.e.*"
+    nested = expand_clauses(
+        {"bool": {"filter": [{"huntbook.equals": {"fields": ["a", "b"], "value": " x "}}]}}
+    )
+    assert [next(iter(c["regexp"])) for c in nested["bool"]["filter"][0]["bool"]["should"]] == ["a", "b"]
+    with pytest.raises(QueryError, match="unknown huntbook clause 'huntbook.nope'"):
+        expand_clauses({"query": {"huntbook.nope": {}}})
+
+
+def test_ip_mapped_fields_are_matched_as_addresses(frames: dict[str, pd.DataFrame]) -> None:
+    """On ``ip`` fields (as Elastic Agent maps source.ip) huntbook.equals is a term query: the server
+    refuses regexp queries there; a value that is no address matches nothing."""
+    es = ElasticServer(api_key=KEY)
+    for field in ("source.ip", "destination.ip"):
+        es.define("logs-network_traffic.flow-default", field, "ip")
+    flows = frames["network_sessions"]
+    es.load(ecs_documents("network_sessions", flows[flows["SrcIpAddr"] != INJECTION]))
+    with LoopbackServer(es.app) as server:
+        qp = provider(server)
+        got = qp.network.ip_connections(ip_address=" 2001:DB8:0::5 ", **WINDOW)
+        want = expected("network.ip_connections", frames, ip_address="2001:db8::5")
+        assert keys(got) == want["EventKey"].tolist() and keys(got)
+        assert keys(qp.network.ip_connections(ip_address=INJECTION, **WINDOW)) == []
+        caps = [r for r in server.requests if r.path.endswith("/_field_caps")]
+        assert len(caps) == 2 and "destination.ip,source.ip" in caps[0].text
+        assert es.searches and not any("regexp" in json.dumps(body) for body in es.searches)
+        with pytest.raises(QueryError, match="Can only use regexp queries on keyword"):
+            qp.exec_query('{ "query": { "regexp": { "source.ip": { "value": "10.*" } } } }', language="dsl")
+
+
+@pytest.mark.parametrize("pattern", ["who?mi", "wh.ami", "WHO*", "(whoami)"])
+def test_pattern_metacharacters_are_literal(
+    server: LoopbackServer, frames: dict[str, pd.DataFrame], pattern: str
+) -> None:
+    got = provider(server).process.command_line_search(pattern=pattern, **WINDOW)
+    assert keys(got) == expected("process.command_line_search", frames, pattern=pattern)["EventKey"].tolist()
+
+
+def test_composite_aggregations_are_paged_with_after_key(
+    server: LoopbackServer, state: ElasticServer, frames: dict[str, pd.DataFrame]
+) -> None:
+    source = {"host": {"terms": {"field": "host.name", "missing_bucket": True}}}
+    metrics = {
+        "first": {"min": {"field": "@timestamp"}},
+        "last": {"max": {"field": "@timestamp"}},
+        "images": {"cardinality": {"field": "process.executable"}},
+        "events": {"value_count": {"field": "event.id"}},
+    }
+    processes = [{"term": {"event.category": "process"}}, {"exists": {"field": "event.code"}}]
+    body = {
+        "index": "logs-system.*",
+        "query": {"bool": {"filter": processes}},
+        "aggs": {"per_host": {"composite": {"size": 2, "sources": [source]}, "aggs": metrics}},
+    }
+    before = len(state.searches)
+    got = provider(server).exec_query(json.dumps(body), language="dsl")
+    want = frames["process_events"].groupby("DvcHostname", dropna=False).agg(
+        first=("TimeGenerated", "min"), last=("TimeGenerated", "max"),
+        images=("TargetProcessName", "nunique"), events=("EventKey", "size"),
+    )  # fmt: skip
+    assert list(got.columns) == ["host", "doc_count", "first", "last", "images", "events"]
+    assert got["host"].tolist() == sorted(want.index, key=lambda h: (h is not None, str(h)))
+    mine = got.set_index("host").loc[want.index]
+    assert mine["events"].tolist() == mine["doc_count"].tolist() == want["events"].tolist()
+    assert mine["images"].tolist() == want["images"].tolist()
+    assert comparable(mine, ["first", "last"]) == comparable(want, ["first", "last"])
+    bodies = state.searches[before:]
+    assert len(bodies) == len(want) // 2 + 1 and all(b["size"] == 0 and "pit" in b for b in bodies)
+    afters = [b["aggs"]["per_host"]["composite"].get("after") for b in bodies]
+    assert afters[0] is None and afters[1:] == [{"host": h} for h in got["host"].tolist()[1::2]]
+
+
+@pytest.mark.parametrize(
+    ("aggs", "message"),
+    [
+        ({"h": {"terms": {"field": "host.name"}}}, "not a composite aggregation"),
+        ({"a": {"composite": {"sources": []}}, "b": {"composite": {"sources": []}}}, "one \\(composite\\)"),
+        ({"h": {"composite": {"sources": []}, "aggs": {"t": {"top_hits": {}}}}}, "'t' is not one of"),
+    ],
+)
+def test_other_aggregations_are_refused(server: LoopbackServer, aggs: dict[str, Any], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        provider(server).exec_query(json.dumps({"aggs": aggs}), language="dsl")
+    assert [r.path for r in server.requests] == ["/"]  # connected, nothing searched
+
+
+def test_huntbook_sql_binds_its_params(server: LoopbackServer) -> None:
+    qp = provider(server)
+    body = {
+        "query": {"term": {"event.category": "process"}},
+        "aggs": {"per_host": {"composite": {"sources": [{"host": {"terms": {"field": "host.name"}}}]}}},
+        "huntbook.sql": {
+            "query": "SELECT host FROM rows WHERE host = $h OR host = $i ORDER BY host",
+            "params": {},
+        },
+    }
+    body["huntbook.sql"]["params"] = {"h": INJECTION, "i": "WS03"}
+    assert qp.exec_query(json.dumps(body), language="dsl")["host"].tolist() == ["WS03", INJECTION]
+    body["huntbook.sql"]["params"] = {"h": "x' OR 1=1 --'", "i": "' OR '1'='1"}
+    assert qp.exec_query(json.dumps(body), language="dsl").empty
+    body["huntbook.sql"] = {"query": "SELECT nope FROM rows"}
+    with pytest.raises(QueryError, match="huntbook.sql failed"):
+        qp.exec_query(json.dumps(body), language="dsl")
+
+
+def test_the_server_answers_terms_and_metric_aggregations(server: LoopbackServer) -> None:
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(server.url, api_key=ENCODED)
+    count = {"n": {"value_count": {"field": "event.id"}}}
+    aggs = {
+        "hosts": {"terms": {"field": "host.name", "size": 1}, "aggs": count},
+        "first": {"min": {"field": "@timestamp"}},
+    }
+    answer = client.search(index="logs-network_traffic.*", size=0, aggs=aggs).body
+    client.close()
+    hosts = answer["aggregations"]["hosts"]
+    assert (
+        len(hosts["buckets"]) == 1 and hosts["buckets"][0]["doc_count"] == hosts["buckets"][0]["n"]["value"]
+    )
+    assert hosts["sum_other_doc_count"] > 0 and answer["hits"]["hits"] == []
+    first = answer["aggregations"]["first"]
+    assert first["value_as_string"].endswith("Z") and isinstance(first["value"], float)
+
+
 @pytest.mark.parametrize(
     ("hunt", "params"),
     [
@@ -238,6 +500,26 @@ def test_hunts_return_the_local_stores_rows(
 ) -> None:
     got = provider(server).run(hunt, **params, **WINDOW)
     assert keys(got) == local_keys(local.run(hunt, **params, **WINDOW))
+
+
+@pytest.mark.parametrize(
+    ("hunt", "params"),
+    [
+        ("process.encoded_commands", {}),
+        ("process.encoded_commands", {"host_name": "ws02"}),
+        ("process.account_processes", {"account_name": "CORP\\alice"}),
+        ("process.account_processes", {"account_name": "alice"}),
+        ("dns.domain_queries", {"domain": "EVIL.example.com."}),
+        ("authentication.logons_from_ip", {"ip_address": " 2001:db8::5 "}),
+        ("authentication.failed_logons", {"host_name": "WS01.corp.example"}),
+    ],
+)
+def test_opensearch_runs_the_dsl_hunts_like_the_local_store(
+    opensearch: LoopbackServer, local: QueryProvider, hunt: str, params: dict[str, Any]
+) -> None:
+    got = os_provider(opensearch).run(hunt, **params, **WINDOW)
+    assert keys(got) == local_keys(local.run(hunt, **params, **WINDOW))
+    assert keys(got)
 
 
 def test_aggregating_hunts_run(server: LoopbackServer, local: QueryProvider) -> None:
@@ -372,18 +654,25 @@ def test_bad_queries_are_query_errors_naming_the_query(server: LoopbackServer) -
 def test_server_errors_name_the_query(server: LoopbackServer) -> None:
     server.fault("/_query", "503")
     with pytest.raises(DriverError, match="HTTP 503") as caught:
+        provider(server).authentication.brute_force(**WINDOW)
+    assert "authentication.brute_force" in str(caught.value)
+    assert sum(r.path == "/_query" for r in server.requests) == 3  # the client retried twice
+    server.clear()
+    server.fault("/_search", "503")
+    with pytest.raises(DriverError, match="HTTP 503") as caught:
         provider(server).authentication.failed_logons(**WINDOW)
     assert "authentication.failed_logons" in str(caught.value)
-    assert sum(r.path == "/_query" for r in server.requests) == 3  # the client retried twice
+    assert any(r.path == "/_pit" and r.method == "DELETE" for r in server.requests)
 
 
 def test_a_429_with_retry_after_is_retried(server: LoopbackServer, frames: dict[str, pd.DataFrame]) -> None:
-    server.fault("/_query", "429", times=1, retry_after="0")
+    server.fault("/_search", "429", times=1, retry_after="0")
     got = provider(server).network.ip_connections(ip_address="203.0.113.80", **WINDOW)
     assert (
         keys(got)
         == expected("network.ip_connections", frames, ip_address="203.0.113.80")["EventKey"].tolist()
     )
+    assert sum(r.path == "/_search" for r in server.requests) == 2  # the 429, then the retry
 
 
 def test_unreachable_server_is_a_driver_error() -> None:
@@ -395,11 +684,11 @@ def test_unreachable_server_is_a_driver_error() -> None:
 
 def test_a_server_without_the_product_header_is_refused() -> None:
     def impostor(request: Any) -> Reply:
-        return Reply.json({"version": {"number": "2.11.0", "distribution": "opensearch"}})
+        return Reply.json({"version": {"number": "7.10.2"}, "tagline": "You Know, for Search"})
 
     with LoopbackServer(impostor) as server, pytest.raises(DriverError, match="not Elasticsearch") as caught:
         QueryProvider("elastic", url=server.url, api_key=ENCODED, config=Config()).connect()
-    assert "OpenSearch" in (caught.value.hint or "")
+    assert "OpenSearch, set flavor" in (caught.value.hint or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,3 +754,105 @@ def test_turning_tls_verification_off_is_logged(
     with caplog.at_level(logging.WARNING, logger="huntbook"):
         assert keys(qp.dns.host_dns(host_name="WS03", **WINDOW)) == ["d004", "d005"]
     assert "TLS certificate verification is turned OFF" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenSearch
+
+
+def test_opensearch_is_detected_and_paged_with_its_point_in_time(
+    opensearch: LoopbackServer, opensearch_state: ElasticServer
+) -> None:
+    opensearch.clear()
+    qp = os_provider(opensearch)
+    got = qp.process.host_processes(host_name=BULK_HOST, **WINDOW)
+    assert qp.driver.flavor == "opensearch" and type(qp.driver.client).__module__.startswith("opensearchpy")
+    assert len(got) == 25_000 and got["event.id"].is_unique
+    assert [r.path for r in opensearch.requests[:2]] == [
+        "/",
+        "/",
+    ]  # elasticsearch's look, then opensearch-py's
+    opened = [
+        r for r in opensearch.requests if r.path.endswith("/_search/point_in_time") and r.method == "POST"
+    ]
+    closed = [r for r in opensearch.requests if r.path == "/_search/point_in_time" and r.method == "DELETE"]
+    assert len(opened) == len(closed) == 1 and opened[0].param("keep_alive") == "2m"
+    assert not opensearch_state.pits and not any("/_pit" in r.path for r in opensearch.requests)
+    bodies = [json.loads(r.body) for r in opensearch.requests if r.path == "/_search"]
+    assert len(bodies) == 25_000 // PAGE + 1
+    assert all(b["sort"][-1] == {"_id": "asc"} and b["pit"]["id"] for b in bodies)
+
+
+def test_opensearch_ties_on_the_sort_are_paged_whole(
+    opensearch: LoopbackServer, opensearch_state: ElasticServer
+) -> None:
+    """OpenSearch 2.x adds no _shard_doc tie-breaker: 30 hits with one @timestamp over pages of 7 come
+    back whole only because the driver sorts on _id last."""
+    for i in range(30):
+        opensearch_state.index("ties-1", f"t{i:02d}", {"@timestamp": "2024-03-03T00:00:00.000Z", "n": i})
+    rows = os_provider(opensearch, page_size=7, index="ties-*").exec_query("n:*", language="lucene")
+    assert sorted(rows["_id"]) == [f"t{i:02d}" for i in range(30)]
+
+
+def test_explicit_flavor_skips_the_guess(opensearch: LoopbackServer) -> None:
+    opensearch.clear()
+    qp = os_provider(opensearch, flavor="opensearch")
+    assert keys(qp.dns.host_dns(host_name="WS03", **WINDOW)) == ["d004", "d005"]
+    assert [r.path for r in opensearch.requests].count("/") == 1
+    with pytest.raises(DriverError, match="flavor='solr' is not one of auto, elasticsearch, opensearch"):
+        os_provider(opensearch, flavor="solr").connect()
+    with pytest.raises(DriverError, match="not Elasticsearch"):  # no guess: the elasticsearch client refuses
+        os_provider(opensearch, flavor="elasticsearch").connect()
+
+
+def test_esql_on_opensearch_is_a_clear_error_naming_the_query(opensearch: LoopbackServer) -> None:
+    opensearch.clear()
+    with pytest.raises(QueryError, match="OpenSearch has no ES\\|QL") as caught:
+        os_provider(opensearch).authentication.brute_force(**WINDOW)
+    assert "authentication.brute_force" in str(caught.value) and "dsl" in (caught.value.hint or "")
+    assert not any(r.path == "/_query" for r in opensearch.requests)
+
+
+def test_opensearch_refuses_an_elasticsearch_api_key(opensearch: LoopbackServer) -> None:
+    opensearch.clear()
+    with pytest.raises(DriverError, match="OpenSearch, which takes no Elasticsearch API key"):
+        QueryProvider(
+            "elastic", url=opensearch.url, api_key=ENCODED, flavor="opensearch", config=Config()
+        ).connect()
+    assert opensearch.requests == []
+    with pytest.raises(DriverError, match="authentication failed") as caught:  # the key is not even tried
+        QueryProvider("elastic", url=opensearch.url, api_key=ENCODED, config=Config()).connect()
+    assert "OpenSearch takes username/password" in (caught.value.hint or "")
+
+
+def test_opensearch_bearer_token_and_query_errors(opensearch_state: ElasticServer) -> None:
+    opensearch_state.bearer = "os-bearer-81c2e"
+    try:
+        with LoopbackServer(opensearch_state.app) as server:
+            qp = QueryProvider(
+                "elastic", url=server.url, bearer_token="os-bearer-81c2e", config=Config(), **FAST
+            )
+            assert keys(qp.dns.host_dns(host_name="WS03", **WINDOW)) == ["d004", "d005"]
+            assert all(r.header("authorization") == "Bearer os-bearer-81c2e" for r in server.requests)
+            with pytest.raises(
+                QueryError, match="OpenSearch rejected the query: .*unknown query \\[bogus\\]"
+            ):
+                qp.exec_query('{ "query": { "bogus": { } } }', language="dsl")
+            server.fault("/_search", "503")
+            with pytest.raises(DriverError, match="OpenSearch error \\(HTTP 503\\)") as caught:
+                qp.process.host_processes(host_name="WS01", **WINDOW)
+            assert "process.host_processes" in str(caught.value)
+    finally:
+        opensearch_state.bearer = None
+
+
+def test_opensearch_over_tls_is_verified(tmp_path: Any, opensearch_state: ElasticServer) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    with LoopbackServer(opensearch_state.app) as server:
+        url = serve_tls(server, cert, key)
+        settings = {"url": url, "username": USER, "password": PASSWORD, "config": Config(), "max_retries": 0}
+        with pytest.raises(DriverError, match="certificate verification failed"):
+            QueryProvider("elastic", flavor="opensearch", **settings).connect()
+        qp = QueryProvider("elastic", ca_file=cert, **settings)
+        assert keys(qp.dns.host_dns(host_name="WS03", **WINDOW)) == ["d004", "d005"]
+        assert qp.driver.flavor == "opensearch"

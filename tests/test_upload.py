@@ -19,12 +19,12 @@ from huntbook.config import Config
 from huntbook.errors import DataError, PluginError, ServiceError
 from huntbook.plugins import registry
 from huntbook.store import LocalStore
-from huntbook.testing.loopback import LoopbackServer
+from huntbook.testing.loopback import LoopbackServer, fault_after
 from huntbook.upload import Receipt, prepare, safe_url, upload
 from huntbook.upload.elastic import BulkUploader
 from huntbook.upload.local import LocalUploader
 from huntbook.upload.splunk import HecUploader
-from splunk_server import SplunkServer, fault_after
+from splunk_server import SplunkServer
 
 CANARY = "CANARY-hec-7f3a91d2c0"
 ES_KEY = ("upload-id", "CANARY-es-5d1e8b")
@@ -329,6 +329,26 @@ def test_bad_es_credentials(es: tuple[ElasticServer, LoopbackServer]) -> None:
     assert caught.value.kind == "auth" and CANARY not in str(caught.value)
     with pytest.raises(DataError, match="no credentials"):
         upload(findings(5), to="elastic", config=Config(), url=server.url, index="x")
+
+
+def test_bulk_uploads_reach_opensearch_the_same_way() -> None:
+    """OpenSearch speaks the same _bulk protocol (without the X-Elastic-Product header, which the
+    uploader does not need): rows, per-item duplicates and rejections, basic auth."""
+    user, password = "os-uploader", "CANARY-os-pw-3c9d"
+    state = ElasticServer(username=user, password=password, distribution="opensearch")
+    frame = findings(3_000)
+    frame["Port"] = frame["Port"].astype(object)
+    frame.loc[[42], "Port"] = "not-a-port"
+    settings = {"url": "", "username": user, "password": password, "index": "hunt-results", **FAST}
+    with LoopbackServer(state.app) as server:
+        settings["url"] = server.url
+        first = upload(frame, to="elastic", config=Config(), **settings)
+        again = upload(frame, to="elastic", config=Config(), **settings)
+        basic = server.requests[0].header("authorization") or ""
+    assert first.accepted == 2_999 and first.rejected == 1 and first.to_frame()["row"].tolist() == [42]
+    assert again.accepted == 0 and again.duplicates == 2_999
+    assert state.count("hunt-results") == 2_999 and basic.startswith("Basic ")
+    assert password not in repr(first)
 
 
 # ---------------------------------------------------------------------------------------------

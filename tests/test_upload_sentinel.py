@@ -19,11 +19,10 @@ import pytest
 from huntbook.config import Config, Secret
 from huntbook.errors import DataError, ServiceError
 from huntbook.plugins import registry
-from huntbook.testing.loopback import LoopbackServer
+from huntbook.testing.loopback import LoopbackServer, fault_after
 from huntbook.upload import prepare, upload
 from huntbook.upload.sentinel import LogsIngestionUploader
 from sentinel_server import EntraApp, LogsIngestionApp, self_signed_cert, serve_https
-from splunk_server import fault_after
 
 pytest.importorskip("azure.monitor.ingestion")
 

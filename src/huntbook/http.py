@@ -57,6 +57,7 @@ __all__ = [
     "fan_out",
     "open_cache",
     "redact",
+    "remember_secret",
 ]
 
 log = logging.getLogger("huntbook.http")
@@ -76,7 +77,8 @@ _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 
 
-def _remember_secret(value: str) -> None:
+def remember_secret(value: str) -> None:
+    """Register a secret value: :func:`redact` and the log filter replace it with ``***``."""
     if len(value) >= 4:
         with _SECRETS_LOCK:
             _SECRETS.add(value)
@@ -139,7 +141,7 @@ def _install_log_filter() -> None:
 
 def _reveal(value: str | Secret) -> str:
     text = value.reveal() if isinstance(value, Secret) else str(value)
-    _remember_secret(text)
+    remember_secret(text)
     return text
 
 
@@ -196,7 +198,7 @@ class Auth:
 
             pair = f"{_reveal(self.value)}:{_reveal(self.password)}".encode()
             token = base64.b64encode(pair).decode("ascii")
-            _remember_secret(token)
+            remember_secret(token)
             headers["Authorization"] = f"Basic {token}"
 
 

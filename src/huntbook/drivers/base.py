@@ -32,18 +32,18 @@ and :class:`DriverError` for connection or server failures.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from huntbook.errors import ParameterError, QueryError
+from huntbook.errors import DriverError, ParameterError, QueryError
 from huntbook.queries import LiteralFunc, QuerySpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LITERALS", "Driver", "kql_literal", "sql_literal"]
+__all__ = ["LITERALS", "Driver", "check_settings", "kql_literal", "sql_literal"]
 
 
 class Driver(ABC):
@@ -109,6 +109,26 @@ class Driver(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(connected={self.connected})"
+
+
+def check_settings(
+    what: str, settings: Mapping[str, Any], known: Collection[str], secrets: Collection[str] = ()
+) -> None:
+    """Refuse settings outside ``known`` (a :class:`DriverError` listing them and the known ones) and
+    register the values of ``secrets`` (text, or lists of it) for redaction in messages and logs."""
+    from huntbook.http import remember_secret
+
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise DriverError(
+            f"unknown {what} setting(s): {', '.join(unknown)}",
+            hint=f"known settings: {', '.join(sorted(set(known) - {'upload'}))}",
+        )
+    for key in secrets:
+        value = settings.get(key)
+        for part in value if isinstance(value, list | tuple) else [value]:
+            if part:
+                remember_secret(str(part))
 
 
 # ----------------------------------------------------------------------------------------------

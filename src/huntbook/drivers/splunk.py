@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from huntbook.drivers.base import Driver
+from huntbook.drivers.base import Driver, check_settings
 from huntbook.errors import (
     DriverError,
     HuntbookError,
@@ -54,7 +54,7 @@ from huntbook.errors import (
     QueryError,
     QueryTimeoutError,
 )
-from huntbook.http import _remember_secret, redact
+from huntbook.http import redact
 from huntbook.queries import Param, QuerySpec
 
 if TYPE_CHECKING:
@@ -180,15 +180,7 @@ class SplunkDriver(Driver):
         except ImportError as exc:
             raise MissingExtraError("the splunk driver", "splunk", missing=exc.name) from exc
         merged = {**self.settings, **settings}
-        unknown = sorted(set(merged) - _SETTINGS)
-        if unknown:
-            raise DriverError(
-                f"unknown splunk driver setting(s): {', '.join(unknown)}",
-                hint=f"known settings: {', '.join(sorted(_SETTINGS - {'upload'}))}",
-            )
-        for key in _SECRET_SETTINGS:
-            if merged.get(key):
-                _remember_secret(str(merged[key]))
+        check_settings("splunk driver", merged, _SETTINGS, _SECRET_SETTINGS)
         options = self._options(merged)
         verify, context = _tls(merged)
         handler = binding.handler(

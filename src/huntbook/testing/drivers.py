@@ -31,8 +31,12 @@ the base class then runs against the driver::
             return "| nosuchcommand"
 
 Optional hooks: :meth:`DriverContract.broken_provider` (a provider whose server is unreachable:
-connection failure -> :class:`DriverError`) and :meth:`DriverContract.bad_auth_provider` (return
-None and the auth test is skipped with the reason in :attr:`DriverContract.no_auth_reason`).
+connection failure -> :class:`DriverError`), :meth:`DriverContract.bad_auth_provider` (return
+None and the auth test is skipped with the reason in :attr:`DriverContract.no_auth_reason`),
+:meth:`DriverContract.count_query` (native text returning a row; default ``SELECT 1 AS n`` or KQL
+``print n = 1``), :meth:`DriverContract.native_language` (the language of those native queries)
+and :attr:`DriverContract.column_names` (for catalogues returning the source's own field names,
+e.g. ECS: each ASIM column's name in the results, renamed back before comparing).
 
 The tests: the catalogue lists :data:`COMMON_HUNTS`; ``process.host_processes``,
 ``process.command_line_search``, ``authentication.failed_logons``, ``authentication.logons_from_ip``,
@@ -942,6 +946,11 @@ class DriverContract:
     slow_limit: ClassVar[float] = 30.0
     #: Why :meth:`bad_auth_provider` returns None (the auth test is skipped with this reason).
     no_auth_reason: ClassVar[str] = "the driver has no authentication"
+    #: ASIM column -> the driver's column, for catalogues that return the source's own field names
+    #: (Elastic's ECS: ``{"EventKey": "event.id", "TimeGenerated": "@timestamp"}``); results are
+    #: renamed back before every comparison. Map only columns holding the same values; ``EventKey``
+    #: and ``TimeGenerated`` are required when the map is not empty.
+    column_names: ClassVar[Mapping[str, str]] = {}
 
     # -- hooks ---------------------------------------------------------------------------------------
     def provider(self, **options: Any) -> QueryProvider:
@@ -964,6 +973,15 @@ class DriverContract:
         """A provider whose server cannot be reached, or None to skip that test."""
         return None
 
+    def native_language(self, qp: QueryProvider) -> str:
+        """The language of :meth:`slow_query`, :meth:`server_error_query` and :meth:`count_query`
+        (default ``native`` when the driver has it, else its first language)."""
+        return "native" if "native" in qp.driver.languages else qp.driver.languages[0]
+
+    def count_query(self, qp: QueryProvider) -> str:
+        """Native query text returning at least one row (the provider still works after a timeout)."""
+        return _count_query(qp)
+
     # -- helpers -------------------------------------------------------------------------------------
     @pytest.fixture()
     def qp(self) -> Iterator[QueryProvider]:
@@ -978,12 +996,17 @@ class DriverContract:
         """The data the provider holds (built once per process)."""
         return _frames()
 
-    @staticmethod
-    def _native(qp: QueryProvider) -> str:
-        return "native" if "native" in qp.driver.languages else qp.driver.languages[0]
+    def asim(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the driver's column names (:attr:`column_names`) renamed to ASIM (a copy)."""
+        if not self.column_names:
+            return frame
+        return frame.rename(columns={theirs: ours for ours, theirs in self.column_names.items()})
+
+    def _keys(self, frame: pd.DataFrame) -> list[str]:
+        return _keys(self.asim(frame))
 
     def _check_rows(self, qp: QueryProvider, hunt: str, **params: Any) -> pd.DataFrame:
-        got: pd.DataFrame = qp.run(hunt, **{**WINDOW, **params})
+        got = self.asim(qp.run(hunt, **{**WINDOW, **params}))
         want = expected(hunt, self.frames(), **params)
         assert _keys(got) == _keys(want), f"{hunt}({params}): {_keys(got)[:20]} != {_keys(want)[:20]}"
         shared = [c for c in want.columns if c in got.columns]
@@ -1002,7 +1025,7 @@ class DriverContract:
 
     def test_host_processes_in_a_window(self, qp: QueryProvider) -> None:
         got = self._check_rows(qp, "process.host_processes", host_name="WS01")
-        assert _keys(got) == ["p001", "p002", "p027"]  # short name ~ FQDN, not WS01X, window half-open
+        assert self._keys(got) == ["p001", "p002", "p027"]  # short name ~ FQDN, not WS01X, window half-open
         assert (
             str(got["TimeGenerated"].dtype).startswith("datetime64")
             and got["TimeGenerated"].dt.tz is not None
@@ -1011,8 +1034,8 @@ class DriverContract:
     def test_window_is_half_open(self, qp: QueryProvider) -> None:
         end = WINDOW["end"]
         wide = qp.process.host_processes(host_name="WS01", start=end - timedelta(days=40), end=end)
-        assert _keys(wide) == ["p025", "p001", "p002", "p027"]
-        assert _keys(
+        assert self._keys(wide) == ["p025", "p001", "p002", "p027"]
+        assert self._keys(
             qp.process.host_processes(host_name="WS01", start=end, end=end + timedelta(hours=1))
         ) == ["p026"]
 
@@ -1032,7 +1055,7 @@ class DriverContract:
         assert len(got) > 0
 
     def test_password_spray_matches_pandas(self, qp: QueryProvider) -> None:
-        got = qp.authentication.password_spray(min_accounts=3, **WINDOW)
+        got = self.asim(qp.authentication.password_spray(min_accounts=3, **WINDOW))
         want = expected("authentication.password_spray", self.frames(), min_accounts=3)
         columns = [
             "Source",
@@ -1047,32 +1070,36 @@ class DriverContract:
         assert list(got["Source"]) == ["203.0.113.5", "KALI", "198.51.100.7"]
 
     def test_injection_value_matches_its_own_rows_only(self, qp: QueryProvider) -> None:
-        assert _keys(self._check_rows(qp, "process.host_processes", host_name=INJECTION)) == ["p022"]
-        assert _keys(qp.process.account_processes(account_name=INJECTION, **WINDOW)) == ["p022"]
-        assert _keys(self._check_rows(qp, "authentication.failed_logons", host_name=INJECTION)) == ["a006"]
-        assert _keys(self._check_rows(qp, "network.ip_connections", ip_address=INJECTION)) == ["n011"]
-        assert _keys(qp.dns.domain_queries(domain="x' OR 1=1 --.example.org", **WINDOW)) == ["d005"]
+        assert self._keys(self._check_rows(qp, "process.host_processes", host_name=INJECTION)) == ["p022"]
+        assert self._keys(qp.process.account_processes(account_name=INJECTION, **WINDOW)) == ["p022"]
+        assert self._keys(self._check_rows(qp, "authentication.failed_logons", host_name=INJECTION)) == [
+            "a006"
+        ]
+        assert self._keys(self._check_rows(qp, "network.ip_connections", ip_address=INJECTION)) == ["n011"]
+        assert self._keys(qp.dns.domain_queries(domain="x' OR 1=1 --.example.org", **WINDOW)) == ["d005"]
 
     @pytest.mark.parametrize("pattern", HOSTILE_PATTERNS)
     def test_special_characters_are_literal(self, qp: QueryProvider, pattern: str) -> None:
         got = self._check_rows(qp, "process.command_line_search", pattern=pattern)
-        assert 0 < len(got) < 5, f"{pattern!r} matched {_keys(got)}"
+        assert 0 < len(got) < 5, f"{pattern!r} matched {self._keys(got)}"
 
     def test_large_result_comes_back_whole(self, qp: QueryProvider) -> None:
-        got = qp.process.host_processes(host_name=BULK_HOST.split(".")[0], **WINDOW)
+        got = self.asim(qp.process.host_processes(host_name=BULK_HOST.split(".")[0], **WINDOW))
         bulk = self.frames()["process_events"]
         want = bulk[bulk["DvcHostname"] == BULK_HOST]
         assert len(got) == len(want) >= 25_000
-        assert _keys(got) == sorted(want["EventKey"])  # bulk keys sort in time order
+        assert self._keys(got) == sorted(want["EventKey"])  # bulk keys sort in time order
         assert got["EventKey"].is_unique
 
     def test_timeout_cancels_the_query(self, qp: QueryProvider) -> None:
         started = time.monotonic()
         with pytest.raises(QueryTimeoutError) as info:
-            qp.exec_query(self.slow_query(), language=self._native(qp), timeout=self.timeout)
+            qp.exec_query(self.slow_query(), language=self.native_language(qp), timeout=self.timeout)
         assert time.monotonic() - started < self.slow_limit
         assert "timeout" in str(info.value)
-        assert len(qp.exec_query(_count_query(qp), language=self._native(qp)))  # the provider still works
+        assert len(
+            qp.exec_query(self.count_query(qp), language=self.native_language(qp))
+        )  # the provider still works
 
     def test_bad_auth_is_a_clear_error_without_the_secret(self, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)
@@ -1098,7 +1125,7 @@ class DriverContract:
                         "data_environments": [qp.environment],
                         "data_families": ["contract"],
                         "format": "huntbook",
-                        "language": self._native(qp),
+                        "language": self.native_language(qp),
                     },
                     "sources": {"broken_query": {"args": {"query": self.server_error_query()}}},
                 }

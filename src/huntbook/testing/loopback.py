@@ -17,21 +17,36 @@ Fault kinds: ``timeout`` (no answer for ``hang`` seconds), ``slow`` (the body dr
 ``drip`` seconds), ``drop`` (the connection closes with no answer), ``malformed`` (200 with broken
 JSON), ``auth`` (401), ``429`` (with ``Retry-After`` when given), and any other HTTP status as a
 string (``"500"``, ``"503"``). Every request is recorded in :attr:`LoopbackServer.requests`.
+
+:func:`fault_after` adds a rule once some requests were answered (a fault in the middle of an
+upload); :func:`self_signed_cert` and :func:`serve_tls` turn a started server into an HTTPS one.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["Fault", "LoopbackRequest", "LoopbackServer", "Reply"]
+__all__ = [
+    "Fault",
+    "LoopbackRequest",
+    "LoopbackServer",
+    "Reply",
+    "fault_after",
+    "self_signed_cert",
+    "serve_tls",
+]
 
 
 @dataclass(frozen=True)
@@ -241,3 +256,42 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def fault_after(server: LoopbackServer, match: str, after: int, kind: str, **options: Any) -> None:
+    """Once ``after`` requests containing ``match`` have been answered, add the fault rule
+    ``server.fault(match, kind, **options)`` (so a fault can hit the middle of an upload)."""
+    app = server.app
+    seen = itertools.count(1)
+    lock = threading.Lock()
+
+    def counting(request: LoopbackRequest) -> Reply:
+        reply = app(request)
+        if match in request.text:
+            with lock:
+                if next(seen) == after:
+                    server.fault(match, kind, **options)
+        return reply
+
+    server.app = counting
+
+
+def self_signed_cert(folder: Path | str) -> tuple[str, str]:
+    """``(certfile, keyfile)``: a one-day self-signed certificate for 127.0.0.1 (openssl)."""
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def serve_tls(server: LoopbackServer, certfile: str, keyfile: str) -> str:
+    """Switch a started loopback server to HTTPS with the certificate; its ``https://`` URL."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    inner = server._server  # the ThreadingHTTPServer: its listening socket accepts TLS from now on
+    assert inner is not None, "start the server first"
+    inner.socket = context.wrap_socket(inner.socket, server_side=True)
+    return server.url.replace("http://", "https://")

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from huntbook.errors import DataError, ServiceError
-from huntbook.http import Auth, _remember_secret
+from huntbook.http import Auth, remember_secret
 from huntbook.upload import HttpUploader, Item, Receipt, _iso, dumps, safe_url
 
 __all__ = ["BulkUploader"]
@@ -137,15 +137,15 @@ def _auth(
     if api_key:
         if isinstance(api_key, list | tuple):
             for part in api_key:
-                _remember_secret(str(part))
+                remember_secret(str(part))
             api_key = base64.b64encode(":".join(str(p) for p in api_key).encode()).decode()
-        _remember_secret(str(api_key))
+        remember_secret(str(api_key))
         return Auth.header("Authorization", f"ApiKey {api_key}")
     if username and password:
-        _remember_secret(str(password))
+        remember_secret(str(password))
         return Auth.basic(str(username), str(password))
     if bearer_token:
-        _remember_secret(str(bearer_token))
+        remember_secret(str(bearer_token))
         return Auth.bearer(str(bearer_token))
     raise DataError(
         "no credentials for Elasticsearch",

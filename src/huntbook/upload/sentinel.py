@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from huntbook.drivers.sentinel import azure_credential, check_verify
 from huntbook.errors import DataError, DriverError, MissingExtraError, ServiceError
-from huntbook.http import _remember_secret, _retry_after, redact
+from huntbook.http import _retry_after, redact, remember_secret
 from huntbook.upload import Item, Receipt, Uploader, _iso, dumps
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class LogsIngestionUploader(Uploader):
         where = "sentinel upload settings"
         for secret in (token, client_secret):
             if secret:
-                _remember_secret(str(secret))
+                remember_secret(str(secret))
         if not isinstance(endpoint, str) or not endpoint.startswith("https://"):  # tokens go over TLS only
             raise DataError(
                 f"endpoint={endpoint!r} is not an https URL",

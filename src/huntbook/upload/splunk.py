@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huntbook.errors import DataError, ServiceError
-from huntbook.http import Auth, _remember_secret
+from huntbook.http import Auth, remember_secret
 from huntbook.upload import HttpUploader, Item, Receipt, dumps, safe_url
 
 __all__ = ["HecUploader"]
@@ -70,7 +70,7 @@ class HecUploader(HttpUploader):
                 "no HEC token", where="splunk upload settings", hint="set token (an env:/keyring: reference)"
             )
         self.token = str(token)
-        _remember_secret(self.token)
+        remember_secret(self.token)
         super().__init__(url=url, **options)
         self.index, self.sourcetype, self.source = index, sourcetype, source
         self.host, self.host_column = host, host_column
