@@ -52,15 +52,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from huntbook.testing.loopback import LoopbackRequest, LoopbackServer, Reply
+from huntbook.testing.loopback import LoopbackRequest, Reply
 
 __all__ = [
     "SplError",
     "SplunkServer",
     "compile_expression",
-    "fault_after",
-    "self_signed_cert",
-    "serve_tls",
     "splunk_events",
 ]
 
@@ -1512,24 +1509,6 @@ def _rest_error(status: int, text: str, json_mode: bool, kind: str = "ERROR") ->
 # Test data and faults
 
 
-def fault_after(server: LoopbackServer, match: str, after: int, kind: str, **options: Any) -> None:
-    """Once ``after`` requests containing ``match`` have been answered, add the fault rule
-    ``server.fault(match, kind, **options)`` (so a fault can hit the middle of an upload)."""
-    app = server.app
-    seen = itertools.count(1)
-    lock = threading.Lock()
-
-    def counting(request: LoopbackRequest) -> Reply:
-        reply = app(request)
-        if match in request.text:
-            with lock:
-                if next(seen) == after:
-                    server.fault(match, kind, **options)
-        return reply
-
-    server.app = counting
-
-
 def _epoch(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -1560,7 +1539,8 @@ def splunk_events(table: str, rows: Any) -> list[dict[str, Any]]:
     """LocalStore (ASIM) rows (a DataFrame or dicts) as the events the Splunk Add-ons and CIM would
     give: Windows Security events in ``index=wineventlog`` (``EventCode``, CIM ``dest``, ``user``,
     ``process``, ``action``, ``src_ip`` ...), Zeek connections and DNS in ``index=zeek``
-    (``bro:conn:json``, ``bro:dns:json``). The row's ``EventKey`` is kept as a field."""
+    (``bro:conn:json``, ``bro:dns:json``). The row's ``EventKey`` is kept as a field; logon ids are the
+    add-on's ``SubjectLogonId``/``TargetLogonId``."""
     if hasattr(rows, "to_dict"):
         frame = rows.dropna(axis=1, how="all")
         rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -1592,6 +1572,8 @@ def splunk_events(table: str, rows: Any) -> list[dict[str, Any]]:
                 user_domain=domain,
                 src_user=get("ActorUsername"),
                 process_hash=get("TargetProcessSHA256"),
+                SubjectLogonId=get("ActorSessionId"),
+                TargetLogonId=get("TargetUserSessionId"),
                 vendor_product="Microsoft Windows",
             )
         elif table == "authentication":
@@ -1615,6 +1597,7 @@ def splunk_events(table: str, rows: Any) -> list[dict[str, Any]]:
                 Logon_Type=get("LogonType"),
                 authentication_method=get("LogonMethod"),
                 signature_id=get("EventOriginalType"),
+                TargetLogonId=get("TargetSessionId"),
             )
         elif table == "network_sessions":
             base.update(
@@ -1654,29 +1637,3 @@ def splunk_events(table: str, rows: Any) -> list[dict[str, Any]]:
             {k: v for k, v in base.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
         )
     return out
-
-
-def self_signed_cert(folder: Any) -> tuple[str, str]:
-    """``(certfile, keyfile)``: a one-day self-signed certificate for 127.0.0.1 (openssl)."""
-    import subprocess
-    from pathlib import Path
-
-    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
-
-
-def serve_tls(server: LoopbackServer, certfile: str, keyfile: str) -> str:
-    """Switch a started loopback server to HTTPS with the certificate; its ``https://`` URL."""
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certfile, keyfile)
-    inner = server._server  # the ThreadingHTTPServer: its listening socket accepts TLS from now on
-    assert inner is not None, "start the server first"
-    inner.socket = context.wrap_socket(inner.socket, server_side=True)
-    return server.url.replace("http://", "https://")

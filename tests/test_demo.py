@@ -298,7 +298,9 @@ def test_traffic_anomaly_rule_finds_a_spike() -> None:
     rows = [(h, "198.51.100.10", 50_000 + 1000 * (i % 5)) for i, h in enumerate(hours)]
     rows += [(hours[30], "203.0.113.9", 900_000), (hours[31], "203.0.113.9", 2_000)]
     frame = pd.DataFrame(rows, columns=["TimeGenerated", "DstIpAddr", "BytesOut"])
-    ranked = demo._traffic_anomalies(frame)
+    from huntbook.investigations import traffic_anomalies
+
+    ranked = traffic_anomalies(frame)
     assert (ranked.loc[0, "TimeGenerated"], ranked.loc[0, "DstIpAddr"]) == (hours[30], "203.0.113.9")
     assert ranked.loc[0, "Score"] > 10 * ranked.loc[1, "Score"]
 
@@ -345,6 +347,12 @@ def test_run_finds_the_story_and_writes_the_report(tmp_path: Path) -> None:
     ):
         assert needle in page, needle
     assert page.count("<details>") >= 8  # every hunt shows its query
+    # the investigations of the story's host, account and IP, saved beside the report and linked from it
+    for kind, target in (("host", truth["victim_host"]), ("account", "jsmith"), ("ip", truth["attacker_ip"])):
+        href = f"investigations/{kind}-{target}.html"
+        assert f'href="{href}"' in page, href
+        linked = (out / href).read_text(encoding="utf-8")
+        assert f"investigation: {target}</h1>" in linked and truth["logon_id"] in linked
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert truth["download_url"] in markdown and "| Source |" in markdown
     assert any("password_spray" in s for s in steps) and steps[-1].startswith("report:")

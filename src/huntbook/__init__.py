@@ -83,7 +83,11 @@ _SUBMODULES = {
     "notebook",
     "testing",
     "upload",
+    "investigations",
+    "hunts",
 }
+# other names of submodules: hb.investigate is huntbook.investigations
+_ALIASES = {"investigate": "investigations"}
 # names that do not need pandas: loading them does not register the ``df.hb`` accessor
 _LIGHT = {
     "config",
@@ -96,7 +100,7 @@ _LIGHT = {
     *(n for n, m in _LAZY.items() if m in ("huntbook.errors", "huntbook.entities")),
 }
 
-__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+__all__ = sorted([*_LAZY, *_SUBMODULES, *_ALIASES, "__version__"])
 
 if TYPE_CHECKING:
     from huntbook import (
@@ -111,6 +115,8 @@ if TYPE_CHECKING:
         errors,
         formats,
         http,
+        hunts,
+        investigations,
         iocs,
         logons,
         outliers,
@@ -129,6 +135,7 @@ if TYPE_CHECKING:
         upload,
         vis,
     )
+    from huntbook import investigations as investigate
     from huntbook.api import pivot_function, pivots
     from huntbook.entities import (
         Account,
@@ -169,8 +176,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> object:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"huntbook.{name}")
+    elif name in _SUBMODULES or name in _ALIASES:
+        value = importlib.import_module(f"huntbook.{_ALIASES.get(name, name)}")
     else:
         raise AttributeError(f"module 'huntbook' has no attribute {name!r}")
     globals()[name] = value

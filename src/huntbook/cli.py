@@ -453,6 +453,53 @@ def demo(
     typer.echo(str(report))
 
 
+@app.command()
+def investigate(
+    kind: Annotated[
+        str | None, typer.Argument(help="host, account, ip, logon_sessions, network or url.")
+    ] = None,
+    target: Annotated[str | None, typer.Argument(help="Host, account, IP, URL or domain.")] = None,
+    store: StoreOption = None,
+    env: Annotated[str, typer.Option("--env", help="Environment (driver) from huntbook.yaml.")] = "local",
+    start: Annotated[str, typer.Option(help="Start time: ISO, or relative like -2d.")] = "-7d",
+    end: Annotated[str, typer.Option(help="End time: ISO, now, or relative.")] = "now",
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="A part not to run, repeatable.")] = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="An off-by-default part to run (e.g. whois).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the findings (.html or .md).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON.")] = None,
+    list_all: Annotated[
+        bool, typer.Option("--list", help="List the investigations and their parts.")
+    ] = False,
+) -> None:
+    """Investigate a host, account, IP, logon sessions, network flows or a URL/domain; print a summary."""
+    from huntbook import investigations
+
+    if list_all:
+        _emit(investigations.list()[["name", "target", "parts"]], OutputFormat.table)
+        return
+    if not kind or not target:
+        raise ParameterError("give KIND and TARGET", hint="e.g. huntbook investigate host WS01 --store DIR")
+    found = investigations.run(
+        kind, _provider(store, env), target, start, end, skip=skip or (), include=include or ()
+    )
+    typer.echo(found.title)
+    for finding in found:
+        typer.echo(f"  [{finding.severity}] {finding.title}: {finding.summary}".rstrip(": "))
+    for note in found.notes:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"  {len(found.queries)} queries run")
+    if report is not None:
+        typer.echo(str(found.save(report)))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(found.to_json() + "\n", encoding="utf-8")
+        typer.echo(str(json_out))
+
+
 splunk_app_cli = typer.Typer(help="Splunk: package the | huntbook search command as a Splunk app.")
 app.add_typer(splunk_app_cli, name="splunk")
 
@@ -469,6 +516,142 @@ def splunk_package(
     from huntbook import splunk_app
 
     typer.echo(str(splunk_app.package(out, python=python or sys.executable, tar=tar)))
+
+
+hunt_app = typer.Typer(help="Hunt files: run a YAML hunt unattended (cron, CI) or check one.")
+app.add_typer(hunt_app, name="hunt")
+HuntFileArgument = Annotated[Path | None, typer.Argument(help="The hunt file (YAML).")]
+ExampleOption = Annotated[
+    str | None, typer.Option("--example", help="A packaged example hunt instead (see: huntbook hunt list).")
+]
+
+
+def _hunt_file(path: Path | None, example: str | None) -> Path:
+    from huntbook import hunts
+
+    if (path is None) == (example is None):
+        raise ParameterError("give a hunt file or --example NAME", hint="see: huntbook hunt list")
+    return hunts.example(example) if example else Path(str(path))
+
+
+@hunt_app.command("run")
+def hunt_run(
+    huntfile: HuntFileArgument = None,
+    example: ExampleOption = None,
+    param: ParamOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Results folder (default: NAME-<UTC time>); reusable.")
+    ] = None,
+    store: StoreOption = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment, over the file's backend.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+) -> None:
+    """Run a hunt file; write the report, data files and audit.json to --out.
+
+    Exit codes:
+
+    0 = ran fully, no findings
+
+    1 = ran fully, findings
+
+    2 = bad hunt file, parameter or usage: nothing ran
+
+    3 = partial: a step or an output failed; the rest ran and was written (the message names the step)
+    """
+    from huntbook import hunts
+
+    result = hunts.run(
+        _hunt_file(huntfile, example),
+        params=_params(param or []),
+        out=out,
+        store=store,
+        environment=env,
+        log=None if quiet else lambda message: typer.echo(message, err=True),
+    )
+    typer.echo(result.summary(), err=True)
+    typer.echo(str(result.out_dir))
+    raise SystemExit(result.exit_code)
+
+
+@hunt_app.command("check")
+def hunt_check(
+    huntfile: HuntFileArgument = None,
+    example: ExampleOption = None,
+    param: ParamOption = None,
+    store: StoreOption = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment, over the file's backend.")] = None,
+) -> None:
+    """Validate a hunt file and its parameters against the query catalogue; run nothing (exit 0 or 2)."""
+    from huntbook import hunts
+
+    hunt = hunts.check(
+        _hunt_file(huntfile, example), params=_params(param or []), store=store, environment=env
+    )
+    found = ", ".join(hunt.finding_steps) or "none"
+    typer.echo(f"{hunt.source}: ok, {len(hunt.steps)} steps, findings from: {found}")
+
+
+@hunt_app.command("list")
+def hunt_list() -> None:
+    """List the packaged example hunts (run one with --example NAME)."""
+    from huntbook import hunts
+
+    for name in hunts.examples():
+        hunt = hunts.load(hunts.example(name))
+        typer.echo(f"{name}: {hunt.description.splitlines()[0] if hunt.description else ''}")
+
+
+notebook_app = typer.Typer(help="Notebooks: run a parameterised notebook with papermill.")
+app.add_typer(notebook_app, name="notebook")
+
+
+def _notebook_value(text: str) -> Any:
+    """A -p value: a whole number or a decimal number as a number, anything else as text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@notebook_app.command("run")
+def notebook_run(
+    notebook: Annotated[Path, typer.Argument(help="The notebook (.ipynb), with a cell tagged 'parameters'.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="NAME=VALUE for the parameters cell, repeatable."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The executed notebook (default: NAME.out.ipynb here).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Passed as the report_path parameter; the notebook must write it."),
+    ] = None,
+    kernel: Annotated[str, typer.Option("--kernel", help="Jupyter kernel.")] = "python3",
+) -> None:
+    """Execute a notebook with papermill; exit 1 with the failing cell's error if a cell fails."""
+    from huntbook import hunts
+    from huntbook.errors import QueryError
+
+    params = {key: _notebook_value(value) for key, value in _params(param or []).items()}
+    if report is not None:
+        params["report_path"] = str(report.expanduser().resolve())
+        report.unlink(missing_ok=True)
+    target = out or Path(f"{notebook.stem}.out.ipynb")
+    try:
+        hunts.run_notebook(notebook, target, params=params, kernel=kernel)
+    except QueryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    typer.echo(str(target))
+    if report is not None:
+        if not report.is_file():
+            raise ParameterError(
+                "the notebook did not write its report", where=str(report), hint="save it to report_path"
+            )
+        typer.echo(str(report))
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from huntbook._types import PathLike
 from huntbook.errors import StoreError
+from huntbook.investigations import traffic_anomalies
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1204,32 +1205,6 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _traffic_anomalies(hourly: pd.DataFrame, top: int = 10) -> pd.DataFrame:
-    """(hour, destination) cells of ``network.hourly_traffic`` that sent far more (BytesOut) than usual.
-
-    A robust z-score per destination over every hour of the range (hours without traffic count as 0):
-    (bytes - median) / (1.4826 * MAD + floor), the floor being the median of all non-zero cells so that
-    a usually silent destination does not score on a few bytes. Best first.
-    """
-    import pandas as pd
-
-    grid = hourly.pivot_table(index="TimeGenerated", columns="DstIpAddr", values="BytesOut", aggfunc="sum")
-    if grid.empty:
-        return pd.DataFrame(columns=["TimeGenerated", "DstIpAddr", "BytesOut", "Median", "Score"])
-    hours = pd.date_range(grid.index.min(), grid.index.max(), freq="h", name="TimeGenerated")
-    grid = grid.reindex(hours).fillna(0.0)
-    median = grid.median()
-    mad = (grid - median).abs().median()
-    floor = float(hourly.loc[hourly["BytesOut"] > 0, "BytesOut"].median())
-    cells = grid.reset_index().melt(id_vars="TimeGenerated", var_name="DstIpAddr", value_name="BytesOut")
-    cells["Median"] = cells["DstIpAddr"].map(median)
-    cells["Score"] = (
-        (cells["BytesOut"] - cells["Median"]) / (1.4826 * cells["DstIpAddr"].map(mad) + floor)
-    ).round(1)
-    cells = cells.astype({"BytesOut": "int64", "Median": "int64"})
-    return cells.sort_values(["Score", "BytesOut"], ascending=False).head(top).reset_index(drop=True)
-
-
 @dataclass
 class _Hunt:
     """The runner's state: the query provider, the range, report sections and findings so far."""
@@ -1258,7 +1233,7 @@ class _Hunt:
     def traffic(self) -> str | None:
         """(a) The hour with anomalous outbound traffic -> the external address."""
         hourly, text = self.query("network.hourly_traffic")
-        ranked = _traffic_anomalies(hourly, top=100)
+        ranked = traffic_anomalies(hourly, top=100)
         external = ranked[~ranked["DstIpAddr"].map(_internal)]
         if external.empty:
             self.section("Hourly traffic", text="No traffic to an external address.", query=text)
@@ -1693,6 +1668,25 @@ _FACTS = {  # findings key -> label in the report's summary
 }
 
 
+def _investigate(hunt: _Hunt, out: Path, found: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The host, account and IP investigations of what the hunt found, saved beside the report as
+    ``investigations/<kind>-<target>.html``; (title, relative href) of each."""
+    from huntbook import investigations
+
+    links = []
+    for kind, key in (("host", "victim_host"), ("account", "compromised_account"), ("ip", "attacker_ip")):
+        target = found.get(key)
+        if not target:
+            continue
+        target = str(target).rsplit("\\", 1)[-1]
+        hunt.log(f"investigate: {kind} {target}")
+        findings = investigations.run(kind, hunt.qp, target, hunt.start, hunt.end)
+        name = f"{kind}-{re.sub(r'[^A-Za-z0-9._-]+', '_', target)}.html"
+        findings.save(out / "investigations" / name)
+        links.append((findings.title or name, f"investigations/{name}"))
+    return links
+
+
 def run(
     out_dir: PathLike = "demo-output",
     *,
@@ -1712,7 +1706,7 @@ def run(
     """
     import shutil
 
-    from huntbook.report import Chart, Report
+    from huntbook.report import Chart, Links, Report
     from huntbook.session import QueryProvider
     from huntbook.store import LocalStore
 
@@ -1762,6 +1756,13 @@ def run(
         if k in found
     }
     report.add("Findings", text=story, facts=facts)
+    links = _investigate(hunt, out, found)
+    if links:
+        report.add(
+            "Investigations",
+            text="The host, account and IP address of the story, each summarised by an investigation "
+            "(hb.investigate) run on the same store.",
+        ).append(Links(links))
     files = ingested.assign(file=[Path(str(f)).name for f in ingested["file"]])
     shown = ("file", "format", "records", "ingested", "quarantined", "duplicates", "status")
     report.add("Evidence", text=f"Ingested into the LocalStore at {store_dir}.", table=_columns(files, shown))

@@ -2,7 +2,7 @@
 
 A :class:`Report` is a title and a list of :class:`Section` objects; a section is a title and a list of
 blocks (:class:`Text`, :class:`Facts`, :class:`Table`, :class:`Query`, :class:`Chart`, :class:`Entities`,
-:class:`Attack`, :class:`Notes`). Each block renders itself to HTML and to Markdown::
+:class:`Attack`, :class:`Notes`, :class:`Links`). Each block renders itself to HTML and to Markdown::
 
     report = Report("Case 42", subtitle="SRV01, 2026-10-05 .. 2026-10-12")
     report.add("Logons from 203.0.113.66", text="...", table=df, query=sql, facts={"Account": "jsmith"})
@@ -59,6 +59,7 @@ __all__ = [
     "Facts",
     "Finding",
     "Findings",
+    "Links",
     "Notes",
     "Query",
     "Report",
@@ -132,7 +133,7 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
+def plural(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
@@ -194,7 +195,7 @@ def _rows_caption(shown: int, total: int) -> str:
     if total == 0:
         return "no rows"
     if shown == total:
-        return _plural(total, "row")
+        return plural(total, "row")
     return f"showing {shown:,} of {total:,} rows ({total - shown:,} left out)"
 
 
@@ -285,6 +286,36 @@ class Notes(Block):
 
     def to_markdown(self) -> str:
         return "\n".join(f"- {md_esc(_one_line(str(note)))}" for note in self.notes)
+
+
+_SAFE_HREF = re.compile(r"(?i)^(?:https?://|[^:/?#\s][^:?#\s]*(?:[?#]\S*)?$)")
+
+
+@dataclass
+class Links(Block):
+    """A list of links: (text, href) pairs. An href is a relative path (``investigations/host.html``)
+    or an http(s) URL; anything else (``javascript:``, ``data:``) is refused. Both are escaped."""
+
+    links: Sequence[tuple[str, str]]
+
+    def __post_init__(self) -> None:
+        for text, href in self.links:
+            if not _SAFE_HREF.match(str(href)):
+                raise DataError(
+                    f"unsafe link {href!r}",
+                    where=f"Links({text!r})",
+                    hint="use a relative path or an http(s) URL",
+                )
+
+    def to_html(self) -> str:
+        items = "".join(f'<li><a href="{esc(href)}">{esc(text)}</a></li>' for text, href in self.links)
+        return f'<ul class="links">{items}</ul>'
+
+    def to_markdown(self) -> str:
+        def target(href: str) -> str:
+            return str(href).replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+        return "\n".join(f"- [{md_esc(_one_line(text))}]({target(href)})" for text, href in self.links)
 
 
 @dataclass
@@ -463,11 +494,11 @@ class Entities(Block):
 
     def to_html(self) -> str:
         rows = self._rows()
-        return _grid_html(self._COLUMNS, rows, _plural(len(rows), "entity", "entities"))
+        return _grid_html(self._COLUMNS, rows, plural(len(rows), "entity", "entities"))
 
     def to_markdown(self) -> str:
         rows = self._rows()
-        return _grid_markdown(self._COLUMNS, rows, _plural(len(rows), "entity", "entities"))
+        return _grid_markdown(self._COLUMNS, rows, plural(len(rows), "entity", "entities"))
 
 
 def _technique_id(text: object) -> str:
@@ -511,7 +542,7 @@ class Attack(Block):
             ids = list(dict.fromkeys(_technique_id(t) for t in self.techniques if cell_text(t).strip()))
             names, problem = _attack_names(ids) if ids else ({}, None)
             rows = [(t, *names.get(t, ("", ""))) for t in ids]
-            caption = _plural(len(ids), "technique")
+            caption = plural(len(ids), "technique")
             if problem:
                 caption += f"; names unavailable: {problem}"
             elif len(names) < len(ids):
@@ -544,11 +575,11 @@ class _Overview(Block):
 
     def to_html(self) -> str:
         rows = self._rows()
-        return _grid_html(self._COLUMNS, rows, _plural(len(rows), "finding"))
+        return _grid_html(self._COLUMNS, rows, plural(len(rows), "finding"))
 
     def to_markdown(self) -> str:
         rows = self._rows()
-        return _grid_markdown(self._COLUMNS, rows, _plural(len(rows), "finding"))
+        return _grid_markdown(self._COLUMNS, rows, plural(len(rows), "finding"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -641,7 +672,18 @@ class Finding:
 
 
 class Findings(list[Finding]):
-    """The findings of a hunt, in the order they were found."""
+    """The findings of a hunt, in the order they were found; optionally a title and subtitle, the queries
+    that ran (``queries``: dicts with query, parameters, rows, seconds, text) and free ``notes`` (parts
+    skipped or failed). Renders in Jupyter, saves as HTML/Markdown/JSON (:meth:`save`)."""
+
+    def __init__(
+        self, findings: Iterable[Finding] = (), *, title: str | None = None, subtitle: str | None = None
+    ) -> None:
+        super().__init__(findings)
+        self.title = title
+        self.subtitle = subtitle
+        self.queries: list[dict[str, Any]] = []
+        self.notes: list[str] = []
 
     def add(self, title: str, **details: Any) -> Finding:
         """Append ``Finding(title, **details)`` and return it."""
@@ -669,9 +711,138 @@ class Findings(list[Finding]):
         rank = frame["severity"].map(SEVERITIES.index)
         return frame.iloc[rank.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)
 
-    def report(self, title: str, subtitle: str | None = None, **options: Any) -> Report:
-        """:meth:`Report.from_findings` of these findings."""
-        return Report.from_findings(self, title, subtitle, **options)
+    def report(self, title: str | None = None, subtitle: str | None = None, **options: Any) -> Report:
+        """:meth:`Report.from_findings` of these findings, then a "Notes" section (the notes) and a
+        "Queries run" section (each query's name, parameters, rows and seconds, and its text)."""
+        report = Report.from_findings(
+            self, title or self.title or "huntbook findings", subtitle or self.subtitle, **options
+        )
+        if self.notes:
+            report.sections.append(Section("Notes", [Notes(self.notes)]))
+        if self.queries:
+            import pandas as pd
+
+            runs = pd.DataFrame(
+                [
+                    {
+                        "query": q.get("query"),
+                        "parameters": ", ".join(
+                            f"{k}={cell_text(v)}" for k, v in q.get("parameters", {}).items()
+                        ),
+                        "rows": q.get("rows"),
+                        "seconds": q.get("seconds"),
+                    }
+                    for q in self.queries
+                ],
+                columns=["query", "parameters", "rows", "seconds"],
+            )
+            section = Section("Queries run", [Table(runs)])
+            for q in self.queries:
+                if q.get("text"):
+                    section.append(Query(str(q["text"]), label=str(q.get("query") or "Query")))
+            report.sections.append(section)
+        return report
+
+    def to_dict(self, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str, Any]:
+        """The findings as JSON-safe data: title, subtitle, each finding (title, severity, summary, facts,
+        tables as records with their query, chart titles, entities, techniques, notes), notes, queries.
+        Times are ISO text; missing values are None."""
+        return {
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "findings": [
+                {
+                    "title": f.title,
+                    "severity": f.severity,
+                    "summary": f.summary,
+                    "facts": {str(k): _json_value(v) for k, v in f.facts.items()},
+                    "tables": [
+                        {
+                            "title": t.title,
+                            "query": t.query,
+                            "rows": len(t.frame),
+                            "columns": [cell_text(c) for c in t.frame.columns],
+                            "records": [
+                                {cell_text(k): _json_value(v) for k, v in row.items()}
+                                for row in t.frame.head(max_rows).to_dict("records")
+                            ],
+                        }
+                        for t in f.tables
+                    ],
+                    "charts": [c.title for c in f.charts],
+                    "entities": [
+                        {
+                            "type": e.entity_type,
+                            "key": e.key,
+                            **{k: _json_value(v) for k, v in e.as_dict().items()},
+                        }
+                        for e in dict.fromkeys(f.entities)
+                    ],
+                    "techniques": list(f.techniques),
+                    "notes": list(f.notes),
+                }
+                for f in self
+            ],
+            "notes": list(self.notes),
+            "queries": [{k: _json_value(v) for k, v in q.items()} for q in self.queries],
+        }
+
+    def to_json(self, indent: int | None = 2, max_rows: int = DEFAULT_MAX_ROWS) -> str:
+        """:meth:`to_dict` as JSON text."""
+        import json
+
+        return json.dumps(self.to_dict(max_rows), indent=indent, ensure_ascii=False)
+
+    def to_html(self) -> str:
+        """The findings as one self-contained HTML page (:meth:`report`)."""
+        return self.report().to_html()
+
+    def to_markdown(self) -> str:
+        """The findings as Markdown (:meth:`report`)."""
+        return self.report().to_markdown()
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the report's HTML in a sandboxed frame (its scripts and CSP stay inside)."""
+        page = html.escape(self.to_html(), quote=True)
+        style = "width:100%;height:640px;border:0"
+        return f'<iframe sandbox="allow-scripts" style="{style}" srcdoc="{page}"></iframe>'
+
+    def save(self, path: PathLike) -> Path:
+        """Write HTML (``.html``/``.htm``), Markdown (``.md``/``.markdown``) or JSON (``.json``) by suffix."""
+        target = Path(path)
+        if target.suffix.lower() != ".json":
+            return self.report().save(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.to_json() + "\n", encoding="utf-8")
+        return target
+
+
+def _json_value(value: object) -> object:
+    """A JSON-safe value: None for missing, ISO text for times, lists and dicts walked, else str."""
+    if isinstance(value, Entity):
+        return value.key
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if type(value).__name__ in ("datetime64", "timedelta64"):
+        import pandas as pd
+
+        stamp: Any = value
+        if _missing(stamp):
+            return None
+        return cell_text(pd.Timestamp(stamp) if "date" in type(stamp).__name__ else pd.Timedelta(stamp))
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # numpy arrays and scalars
+        return _json_value(value.tolist())
+    if _missing(value):
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    return cell_text(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
