@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import run_cli
 
-def huntbook(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    # No user or project config may leak in: an empty config home, no HUNTBOOK_CONFIG.
-    env = {k: v for k, v in os.environ.items() if k != "HUNTBOOK_CONFIG"}
-    env["XDG_CONFIG_HOME"] = str(Path(cwd or ".").resolve() / ".no-config")
-    return subprocess.run(
-        [sys.executable, "-m", "huntbook", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
+huntbook = run_cli
 
 
 def _event(rid: int, command: str, logon: str = "0x5A1F3") -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from conftest import run_cli
 from huntbook import demo, hunts
 from huntbook.errors import ConfigError
 from huntbook.store import LocalStore
@@ -25,17 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RANGE = ["-p", "start=2026-10-05", "-p", "end=2026-10-12"]
 
 
-def huntbook(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HUNTBOOK_CONFIG"} | extra_env
-    env["XDG_CONFIG_HOME"] = str(cwd / ".no-config")
-    return subprocess.run(
-        [sys.executable, "-m", "huntbook", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
+huntbook = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ events; skipped and failing parts; the Findings' HTML, Markdown and JSON; real E
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +14,7 @@ import pandas as pd
 import pytest
 
 import huntbook as hb
+from conftest import run_cli
 from huntbook import demo
 from huntbook.config import Config
 from huntbook.errors import ParameterError
@@ -388,21 +386,8 @@ def test_splunk_hunts_added_for_investigations_match_local(
 # The command line
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HUNTBOOK_CONFIG"}
-    env["XDG_CONFIG_HOME"] = str(cwd / ".no-config")
-    return subprocess.run(
-        [sys.executable, "-m", "huntbook", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_cli_investigate_host_writes_report_and_json(store: LocalStore, tmp_path: Path) -> None:
-    done = _cli(
+    done = run_cli(
         "investigate", "host", demo.VICTIM_HOST, "--store", str(store.path), "--start", START.isoformat(),
         "--end", END.isoformat(), "--skip", "sigma", "--report", "out/host.html", "--json", "out/host.json",
         cwd=tmp_path,
@@ -417,11 +402,11 @@ def test_cli_investigate_host_writes_report_and_json(store: LocalStore, tmp_path
 
 
 def test_cli_investigate_list_and_errors(tmp_path: Path) -> None:
-    listed = _cli("investigate", "--list", cwd=tmp_path)
+    listed = run_cli("investigate", "--list", cwd=tmp_path)
     assert listed.returncode == 0 and all(name in listed.stdout for name in INVESTIGATIONS)
-    bad = _cli("investigate", "printer", "x", "--store", str(tmp_path / "s"), cwd=tmp_path)
+    bad = run_cli("investigate", "printer", "x", "--store", str(tmp_path / "s"), cwd=tmp_path)
     assert bad.returncode == 2 and "no investigation 'printer'" in bad.stderr
-    missing = _cli("investigate", "host", cwd=tmp_path)
+    missing = run_cli("investigate", "host", cwd=tmp_path)
     assert missing.returncode == 2 and "give KIND and TARGET" in missing.stderr
 
 
