@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,7 @@ from huntbook.drivers.elastic import (
     expand_clauses,
     lucene_literal,
 )
-from huntbook.errors import DriverError, QueryError, QueryTimeoutError
+from huntbook.errors import DriverError, ParameterError, QueryError, QueryTimeoutError
 from huntbook.plugins import registry
 from huntbook.session import QueryProvider
 from huntbook.testing.drivers import (
@@ -275,11 +276,12 @@ def test_dsl_and_lucene_literals() -> None:
 # Catalogue hunts on the contract data
 
 
-def test_catalogue_offers_the_common_hunts_in_three_languages(server: LoopbackServer) -> None:
+def test_catalogue_hunts_are_dsl_or_lucene_for_both_flavors(server: LoopbackServer) -> None:
+    """Every catalogue hunt runs on Elasticsearch and OpenSearch (ES|QL stays for ad-hoc queries)."""
     qp = provider(server)
     assert set(COMMON_HUNTS) <= set(qp.list_queries())
     languages = {qp.query_spec(name).language for name in qp.list_queries()}
-    assert languages == {"esql", "dsl", "lucene"}
+    assert languages == {"dsl", "lucene"}
     text = qp.render("process.host_processes", host_name='WS"01', **WINDOW)
     assert '"value": "WS\\"01"' in text and '"value": "WS\\"01."' in text
     assert '"gte": "2024-03-01T00:00:00.000Z"' in text
@@ -311,7 +313,7 @@ def test_an_fqdn_matches_only_itself_in_dsl_host_hunts(
     server: LoopbackServer, frames: dict[str, pd.DataFrame]
 ) -> None:
     """The query DSL cannot cut the given name at its first dot: 'WS01.corp.example' does not find
-    rows logged as plain 'ws01' (the ES|QL hunts and the other drivers do)."""
+    rows logged as plain 'ws01' (the other drivers do)."""
     got = provider(server).process.host_processes(host_name="WS01.corp.example", **WINDOW)
     want = expected("process.host_processes", frames, host_name="WS01.corp.example")
     assert set(keys(got)) == set(want["EventKey"]) - set(want.loc[want["DvcHostname"] == "ws01", "EventKey"])
@@ -488,6 +490,9 @@ def test_the_server_answers_terms_and_metric_aggregations(server: LoopbackServer
         ("process.account_processes", {"account_name": "alice"}),
         ("process.account_processes", {"account_name": INJECTION}),
         ("authentication.account_logons", {"account_name": "alice@corp.example"}),
+        ("authentication.account_logons", {"account_name": "CORP\\alice"}),
+        ("authentication.account_logons", {"account_name": "ALICE"}),
+        ("authentication.account_logons", {"account_name": INJECTION}),
         ("authentication.host_logons", {"host_name": "WS01"}),
         ("dns.domain_queries", {"domain": "example.com"}),
         ("dns.domain_queries", {"domain": "EVIL.example.com."}),
@@ -512,6 +517,8 @@ def test_hunts_return_the_local_stores_rows(
         ("dns.domain_queries", {"domain": "EVIL.example.com."}),
         ("authentication.logons_from_ip", {"ip_address": " 2001:db8::5 "}),
         ("authentication.failed_logons", {"host_name": "WS01.corp.example"}),
+        ("authentication.account_logons", {"account_name": "CORP\\alice"}),
+        ("authentication.account_logons", {"account_name": INJECTION}),
     ],
 )
 def test_opensearch_runs_the_dsl_hunts_like_the_local_store(
@@ -522,18 +529,96 @@ def test_opensearch_runs_the_dsl_hunts_like_the_local_store(
     assert keys(got)
 
 
-def test_aggregating_hunts_run(server: LoopbackServer, local: QueryProvider) -> None:
+@pytest.fixture(scope="module")
+def os_local(tmp_path_factory: pytest.TempPathFactory) -> QueryProvider:
+    """The OpenSearch loopback's data (the contract's, with its bulk rows) in a LocalStore."""
+    store = write_store(tmp_path_factory.mktemp("os-store"), DriverContract.frames())
+    return QueryProvider("local", store=store, config=Config())
+
+
+#: (hunt, params, {elastic column: the local store's column}) of the aggregating hunts
+AGGREGATES = [
+    ("authentication.brute_force", {}, {"Account": "TargetUsername"}),
+    ("authentication.brute_force", {"min_failures": 1}, {"Account": "TargetUsername"}),
+    ("process.rare_processes", {"max_count": 2}, {"executable": "TargetProcessName"}),
+    ("process.rare_processes", {}, {"executable": "TargetProcessName"}),
+    ("network.top_destinations", {}, {"destination.ip": "DstIpAddr"}),
+    ("network.top_destinations", {"limit": 3}, {"destination.ip": "DstIpAddr"}),
+    ("authentication.password_spray", {"min_accounts": 2}, {}),
+]
+
+
+@pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
+@pytest.mark.parametrize(("hunt", "params", "renamed"), AGGREGATES)
+def test_aggregating_hunts_return_the_local_stores_rows(
+    request: pytest.FixtureRequest, flavor: str, hunt: str, params: dict[str, Any], renamed: dict[str, str]
+) -> None:
+    """The composite-aggregation hunts give the LocalStore catalogue's rows, in its order, on both
+    flavors (the columns the two share; ECS names for the grouping keys)."""
+    if flavor == "elasticsearch":
+        qp, local = provider(request.getfixturevalue("server")), request.getfixturevalue("local")
+    else:
+        qp, local = os_provider(request.getfixturevalue("opensearch")), request.getfixturevalue("os_local")
+    got = qp.run(hunt, **params, **WINDOW).rename(columns=renamed)
+    want = local.run(hunt, **params, **WINDOW)
+    columns = [c for c in want.columns if c in got.columns]
+    assert len(columns) >= 5 and len(want), columns
+    assert comparable(got, columns) == comparable(want, columns)
+    assert qp.driver.flavor == flavor
+
+
+INTERNAL = ["::1", "::", "fe80::1", "FD12::1", "ff02::1", "172.16.0.1", "172.31.9.9", "100.64.0.1",
+            "100.127.1.1", "169.254.1.1", "127.0.0.2", "0.1.2.3", "224.0.0.1", "255.255.255.255"]  # fmt: skip
+EXTERNAL = ["172.32.0.1", "100.128.0.1", "2001:db8::9", "223.1.1.1", "11.0.0.1", "203.0.113.7"]
+
+
+@pytest.mark.parametrize("mapping", ["keyword", "ip"])
+def test_top_destinations_leaves_out_internal_addresses_like_the_local_store(
+    tmp_path: Path, frames: dict[str, pd.DataFrame], mapping: str
+) -> None:
+    """Every internal range is left out and ties are ordered as in the LocalStore, whether the
+    addresses are mapped as keyword or (as Elastic Agent maps them) ip."""
+    template = frames["network_sessions"].iloc[[0]]
+    rows = [
+        template.assign(
+            EventKey=f"t{i:03d}", DstIpAddr=ip, SrcIpAddr=f"10.0.0.{i % 3}", SrcBytes=5, DstBytes=5
+        )
+        for i, ip in enumerate([*INTERNAL, *EXTERNAL, *EXTERNAL[:2]])
+    ]
+    flows = pd.concat(rows, ignore_index=True)
+    es = ElasticServer(api_key=KEY)
+    if mapping == "ip":
+        for field in ("source.ip", "destination.ip"):
+            es.define("logs-network_traffic.flow-default", field, "ip")
+    es.load(ecs_documents("network_sessions", flows))
+    local = QueryProvider("local", store=write_store(tmp_path, {"network_sessions": flows}), config=Config())
+    with LoopbackServer(es.app) as server:
+        got = provider(server).network.top_destinations(limit=50, **WINDOW)
+    want = local.network.top_destinations(limit=50, **WINDOW)
+    columns = ["Connections", "BytesOut", "BytesIn", "TotalBytes", "Sources", "FirstSeen", "LastSeen"]
+    assert comparable(got, columns) == comparable(want, columns)
+    assert got["destination.ip"].str.lower().tolist() == want["DstIpAddr"].str.lower().tolist()
+    assert set(got["destination.ip"].str.lower()) == {ip.lower() for ip in EXTERNAL}
+
+
+def test_aggregating_hunts_send_their_parameters_as_values(
+    server: LoopbackServer, state: ElasticServer
+) -> None:
+    """Thresholds reach DuckDB as bound parameters (``$min_failures`` in the SQL, the value in
+    ``params``), the huntbook.sql step is never sent to the server, and a value that is no integer
+    is refused."""
     qp = provider(server)
     brute = qp.authentication.brute_force(**WINDOW)
     assert brute.loc[0, ["Account", "Source", "Failures", "Successes"]].tolist() == [
         "corp\\admin", "198.51.100.9", 12, 1,
     ]  # fmt: skip
-    top = qp.network.top_destinations(**WINDOW)
-    reference = local.network.top_destinations(**WINDOW)
-    assert top["destination.ip"].tolist() == reference["DstIpAddr"].tolist()
-    assert top["TotalBytes"].tolist() == reference["TotalBytes"].tolist()
+    text = qp.render("authentication.brute_force", min_failures=10, **WINDOW)
+    assert '"params": { "min_failures": 10 }' in text and ">= $min_failures" in text
     rare = qp.process.rare_processes(max_count=1, **WINDOW)
     assert "inject.exe" in set(rare["executable"]) and (rare["Count"] == 1).all()
+    assert all("huntbook.sql" not in json.dumps(body) for body in state.searches)
+    with pytest.raises(ParameterError):
+        qp.process.rare_processes(max_count=INJECTION, **WINDOW)
 
 
 def test_lucene_and_result_types(server: LoopbackServer, frames: dict[str, pd.DataFrame]) -> None:
@@ -651,11 +736,42 @@ def test_bad_queries_are_query_errors_naming_the_query(server: LoopbackServer) -
         qp.exec_query('{ "index": "missing-index", "query": { "match_all": { } } }', language="dsl")
 
 
-def test_server_errors_name_the_query(server: LoopbackServer) -> None:
+@pytest.fixture(scope="module")
+def esql_hunts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user catalogue with one ES|QL hunt (the packaged catalogue has none left)."""
+    path = tmp_path_factory.mktemp("esql-catalogue") / "esql.yaml"
+    path.write_text(ESQL_CATALOGUE, encoding="utf-8")
+    return path
+
+
+ESQL_CATALOGUE = """\
+metadata:
+  {version: 1, description: ES|QL hunts, data_environments: [elastic], data_families: [authentication],
+   format: huntbook, language: esql}
+sources:
+  esql_failures:
+    description: Failed logons per account (ES|QL)
+    args:
+      query: |
+        FROM logs-* | WHERE event.outcome == "failure" AND user.name == {user}
+        | STATS n = COUNT(*) BY user.name | LIMIT 10
+    parameters:
+      user: {description: User name, type: str}
+"""
+
+
+def test_a_user_esql_hunt_runs_on_elasticsearch(server: LoopbackServer, esql_hunts: Path) -> None:
+    qp = provider(server, query_paths=[esql_hunts])
+    assert qp.query_spec("authentication.esql_failures").language == "esql"
+    assert qp.authentication.esql_failures(user="admin")["n"].tolist() == [12]
+    assert qp.authentication.esql_failures(user=INJECTION)["n"].tolist() == [1]
+
+
+def test_server_errors_name_the_query(server: LoopbackServer, esql_hunts: Path) -> None:
     server.fault("/_query", "503")
     with pytest.raises(DriverError, match="HTTP 503") as caught:
-        provider(server).authentication.brute_force(**WINDOW)
-    assert "authentication.brute_force" in str(caught.value)
+        provider(server, query_paths=[esql_hunts]).authentication.esql_failures(user="admin")
+    assert "authentication.esql_failures" in str(caught.value)
     assert sum(r.path == "/_query" for r in server.requests) == 3  # the client retried twice
     server.clear()
     server.fault("/_search", "503")
@@ -805,11 +921,17 @@ def test_explicit_flavor_skips_the_guess(opensearch: LoopbackServer) -> None:
         os_provider(opensearch, flavor="elasticsearch").connect()
 
 
-def test_esql_on_opensearch_is_a_clear_error_naming_the_query(opensearch: LoopbackServer) -> None:
+def test_esql_on_opensearch_is_a_clear_error_naming_the_query(
+    opensearch: LoopbackServer, esql_hunts: Path
+) -> None:
     opensearch.clear()
+    qp = os_provider(opensearch, query_paths=[esql_hunts])
     with pytest.raises(QueryError, match="OpenSearch has no ES\\|QL") as caught:
-        os_provider(opensearch).authentication.brute_force(**WINDOW)
-    assert "authentication.brute_force" in str(caught.value) and "dsl" in (caught.value.hint or "")
+        qp.authentication.esql_failures(user="admin")
+    assert "authentication.esql_failures" in str(caught.value) and "dsl" in (caught.value.hint or "")
+    with pytest.raises(QueryError, match="OpenSearch has no ES\\|QL") as caught:
+        qp.exec_query("FROM logs-* | LIMIT 1")
+    assert "ad hoc esql query" in str(caught.value)
     assert not any(r.path == "/_query" for r in opensearch.requests)
 
 
