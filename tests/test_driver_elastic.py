@@ -84,14 +84,19 @@ def frames() -> dict[str, pd.DataFrame]:
     return contract_frames(rows=0)
 
 
-@pytest.fixture(scope="module")
-def bulk_state() -> ElasticServer:
-    """Every contract table, with the 25,000 bulk process rows (the shared contract's data)."""
-    es = ElasticServer(api_key=KEY)
+def _contract_server(**options: Any) -> ElasticServer:
+    """A loopback server holding every contract table, with the 25,000 bulk process rows."""
+    es = ElasticServer(**options)
     for table in CONTRACT_TABLES:
         es.load(ecs_documents(table, DriverContract.frames()[table]))
     es.slow["hb_slow_marker"] = 5.0
     return es
+
+
+@pytest.fixture(scope="module")
+def bulk_state() -> ElasticServer:
+    """The shared contract's data on the loopback Elasticsearch (API key)."""
+    return _contract_server(api_key=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +109,7 @@ def bulk(bulk_state: ElasticServer) -> Iterator[LoopbackServer]:
 def opensearch_state() -> ElasticServer:
     """The loopback in its OpenSearch mode, holding the same contract data (basic auth)."""
     pytest.importorskip("opensearchpy", reason="needs the 'opensearch' extra (opensearch-py)")
-    es = ElasticServer(username=USER, password=PASSWORD, distribution="opensearch")
-    for table in CONTRACT_TABLES:
-        es.load(ecs_documents(table, DriverContract.frames()[table]))
-    es.slow["hb_slow_marker"] = 5.0
-    return es
+    return _contract_server(username=USER, password=PASSWORD, distribution="opensearch")
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -54,6 +54,7 @@ from huntbook import config as hb_config
 from huntbook._types import PathLike
 from huntbook.errors import ConfigError, HuntbookError, QueryError
 from huntbook.queries import MISSING, PARAM_TYPES, Param, QuerySpec, suggest, tokenize
+from huntbook.report import json_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -627,20 +628,6 @@ def _plain_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)  # a config Secret shows its reference, never the value
-
-
 def _provider(
     hunt: Hunt, store: PathLike | None, environment: str | None, config: hb_config.Config
 ) -> QueryProvider:
@@ -838,7 +825,7 @@ def _run_step(
     result: StepResult,
 ) -> pd.DataFrame:
     if plan is not None:
-        result.params = _jsonable(plan.values)
+        result.params = json_value(plan.values)
         if step.kind == "query":
             result.query = qp.render(plan.spec.qualified_name, **plan.values)
             frame: pd.DataFrame = qp.run(plan.spec.qualified_name, **plan.values)
@@ -848,7 +835,7 @@ def _run_step(
         result.query = plan.spec.render(bound, lambda v, t, q: driver.literal(v, t, q, step.kind))
         return qp.exec_query(result.query, language=step.kind)
     options = _substitute(dict(step.options), values)
-    result.params = _jsonable(options)
+    result.params = json_value(options)
     if step.kind == "sigma":
         return _sigma(step, qp, options)
     source = frames[str(step.on)]
@@ -908,7 +895,7 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
         ):
             out[column] = out[column].map(
                 lambda v: (
-                    json.dumps(_jsonable(list(v) if isinstance(v, set) else v), sort_keys=True)
+                    json.dumps(json_value(list(v) if isinstance(v, set) else v), sort_keys=True)
                     if isinstance(v, dict | list | set | tuple)
                     else v
                 )
@@ -1059,7 +1046,7 @@ def _write_audit(result: HuntResult, qp: QueryProvider, started: datetime, secon
         "finished": _now().isoformat(),
         "seconds": round(seconds, 3),
         "backend": {"env": qp.environment, "store": str(getattr(store, "path", "")) or None},
-        "params": _jsonable(result.params),
+        "params": json_value(result.params),
         "exit_code": result.exit_code,
         "status": EXIT_CODES[result.exit_code],
         "findings": result.findings,
@@ -1068,7 +1055,7 @@ def _write_audit(result: HuntResult, qp: QueryProvider, started: datetime, secon
                 "index": r.step.index,
                 "name": r.step.name,
                 "kind": r.step.kind,
-                "target": _jsonable(r.step.target),
+                "target": json_value(r.step.target),
                 "query": r.query,
                 "params": r.params,
                 "status": r.status,

@@ -33,7 +33,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -69,6 +69,7 @@ __all__ = [
     "build",
     "cell_text",
     "esc",
+    "json_value",
     "md_esc",
 ]
 
@@ -134,6 +135,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def plural(count: int, noun: str, plural: str | None = None) -> str:
+    """``plural(1, "row")`` is ``1 row``, ``plural(2, "entity", "entities")`` is ``2 entities``."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
@@ -755,7 +757,7 @@ class Findings(list[Finding]):
                     "title": f.title,
                     "severity": f.severity,
                     "summary": f.summary,
-                    "facts": {str(k): _json_value(v) for k, v in f.facts.items()},
+                    "facts": {str(k): json_value(v) for k, v in f.facts.items()},
                     "tables": [
                         {
                             "title": t.title,
@@ -763,7 +765,7 @@ class Findings(list[Finding]):
                             "rows": len(t.frame),
                             "columns": [cell_text(c) for c in t.frame.columns],
                             "records": [
-                                {cell_text(k): _json_value(v) for k, v in row.items()}
+                                {cell_text(k): json_value(v) for k, v in row.items()}
                                 for row in t.frame.head(max_rows).to_dict("records")
                             ],
                         }
@@ -774,7 +776,7 @@ class Findings(list[Finding]):
                         {
                             "type": e.entity_type,
                             "key": e.key,
-                            **{k: _json_value(v) for k, v in e.as_dict().items()},
+                            **{k: json_value(v) for k, v in e.as_dict().items()},
                         }
                         for e in dict.fromkeys(f.entities)
                     ],
@@ -784,7 +786,7 @@ class Findings(list[Finding]):
                 for f in self
             ],
             "notes": list(self.notes),
-            "queries": [{k: _json_value(v) for k, v in q.items()} for q in self.queries],
+            "queries": [{k: json_value(v) for k, v in q.items()} for q in self.queries],
         }
 
     def to_json(self, indent: int | None = 2, max_rows: int = DEFAULT_MAX_ROWS) -> str:
@@ -817,27 +819,28 @@ class Findings(list[Finding]):
         return target
 
 
-def _json_value(value: object) -> object:
-    """A JSON-safe value: None for missing, ISO text for times, lists and dicts walked, else str."""
+def json_value(value: object) -> Any:
+    """A JSON-safe value: None for missing, ISO text for times, seconds for timespans, lists and dicts
+    walked, else str (a config ``Secret`` shows its reference, never the value)."""
+    if _missing(value):  # None, NaN, NaT, NA
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, Entity):
         return value.key
     if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     if type(value).__name__ in ("datetime64", "timedelta64"):
         import pandas as pd
 
         stamp: Any = value
-        if _missing(stamp):
-            return None
-        return cell_text(pd.Timestamp(stamp) if "date" in type(stamp).__name__ else pd.Timedelta(stamp))
+        return json_value(pd.Timestamp(stamp) if "date" in type(stamp).__name__ else pd.Timedelta(stamp))
     if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # numpy arrays and scalars
-        return _json_value(value.tolist())
-    if _missing(value):
-        return None
+        return json_value(value.tolist())
     if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

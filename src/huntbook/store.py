@@ -219,7 +219,7 @@ class LocalStore:
             with bar:
                 for source in all_sources:
                     bar.set_description(_short(source.name))
-                    row, staged = self._stage_source(con, source, known, bar)
+                    row, staged = self._stage_source(source, known, bar)
                     rows.append(row)
                     if staged is not None:
                         pending.append(staged)
@@ -270,7 +270,7 @@ class LocalStore:
                 part.unlink()
 
     def _stage_source(
-        self, con: duckdb.DuckDBPyConnection, source: formats.Source, known: dict[str, Any], bar: Any
+        self, source: formats.Source, known: dict[str, Any], bar: Any
     ) -> tuple[dict[str, Any], _Staged | None]:
         """Read one source into staging files; return its summary row (counts filled at commit)."""
         started = time.perf_counter()
@@ -290,7 +290,7 @@ class LocalStore:
             elif fmt is None:
                 row["status"] = "unknown format"
             else:
-                staged = self._stage(con, source, fmt, digest, bar)
+                staged = self._stage(source, fmt, digest, bar)
                 staged.row = row
         except (OSError, IngestError) as exc:
             row["status"] = f"error: {exc}"
@@ -298,9 +298,7 @@ class LocalStore:
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row, staged
 
-    def _stage(
-        self, con: duckdb.DuckDBPyConnection, source: formats.Source, fmt: str, digest: str, bar: Any
-    ) -> _Staged:
+    def _stage(self, source: formats.Source, fmt: str, digest: str, bar: Any) -> _Staged:
         """Read a source into Arrow batches: ``raw`` JSON text, or the source's own columns."""
         layout = normalize.layout_for(fmt, source.name, _variant(source, fmt))
         staged = _Staged(source, fmt, digest, layout)
